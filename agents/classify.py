@@ -1,0 +1,138 @@
+"""Classification: the prompt, and the two ways to read a label out of a model.
+
+A local model is scored: every allowed label is a continuation whose full-sequence probability
+(all of its tokens, then end-of-turn) comes from the model's logits. A remote model answers in
+text, which is matched to a label; its confidence comes from the returned token log-probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+
+from agents.errors import InvalidInputError, InvalidOutputError
+from agents.results import TierOutput
+
+PROMPT_VERSION = "classify-v1"
+ITEM = "{item}"  # where the item's text goes in the messages; backends splice it in at token level
+
+SYSTEM = "You are a text classifier. Answer with exactly one of the allowed labels and nothing else."
+
+
+def validate_labels(labels) -> list[str]:
+    if isinstance(labels, str) or not isinstance(labels, (list, tuple)):
+        raise InvalidInputError("labels must be a list of strings, e.g. labels=['spam', 'ham']")
+    cleaned = []
+    for label in labels:
+        if not isinstance(label, str) or not label.strip():
+            raise InvalidInputError(f"every label must be a non-empty string; got {label!r}")
+        cleaned.append(label.strip())
+    if len(cleaned) < 2:
+        raise InvalidInputError(f"give at least two labels to choose from; got {len(cleaned)}")
+    seen: dict[str, str] = {}
+    for label in cleaned:
+        key = label.casefold()
+        if key in seen:
+            raise InvalidInputError(f"duplicate label {label!r} (same as {seen[key]!r} ignoring case); labels must be distinct")
+        seen[key] = label
+    return cleaned
+
+
+def validate_text(text) -> str:
+    if not isinstance(text, str):
+        raise InvalidInputError(f"text must be a string, not {type(text).__name__}")
+    if not text.strip():
+        raise InvalidInputError("text is empty; give the text to classify")
+    return text
+
+
+def messages(labels: list[str], text: str = ITEM) -> list[dict[str, str]]:
+    """The chat messages of the prompt. The label list comes before the item so it is part of the
+    fixed prefix that a local backend evaluates once and reuses."""
+    allowed = "\n".join(f"- {label}" for label in labels)
+    user = f"Allowed labels:\n{allowed}\n\nText:\n{text}\n\nAnswer with one allowed label."
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def classify_by_scoring(backend, text: str, labels: list[str]) -> TierOutput:
+    scored = backend.score(messages(labels), text, labels)
+    logprobs = np.asarray(scored.logprobs, dtype=float)
+    probs = np.exp(logprobs - logprobs.max())
+    probs /= probs.sum()
+    best = int(probs.argmax())
+    return TierOutput(
+        answer=labels[best], label_probs={l: float(p) for l, p in zip(labels, probs)},
+        confidence=float(probs[best]), raw_output=labels[best],
+        tokens_in=scored.tokens_in, tokens_out=scored.tokens_out,
+    )
+
+
+def answer_schema(labels: list[str]) -> dict:
+    """The JSON schema a remote model's answer must follow: one allowed label."""
+    return {"type": "object", "properties": {"label": {"type": "string", "enum": labels}},
+            "required": ["label"], "additionalProperties": False}
+
+
+def classify_by_completion(backend, text: str, labels: list[str]) -> TierOutput:
+    completion = backend.complete(messages(labels, text), schema=answer_schema(labels))
+    answer, span = _parse_answer(completion.text, labels)
+    if answer is None:
+        raise InvalidOutputError(f"answer {completion.text[:80]!r} is none of the allowed labels")
+    confidence = span_probability(completion.tokens, span) if completion.tokens else None
+    return TierOutput(answer=answer, confidence=confidence, raw_output=completion.text,
+                      tokens_in=completion.tokens_in, tokens_out=completion.tokens_out, cost=completion.cost)
+
+
+def _parse_answer(output: str, labels: list[str]) -> tuple[str | None, tuple[int, int]]:
+    """The label a remote answer gives, and where its text sits in the output (for its tokens'
+    probability). JSON {"label": ...} when the provider followed the schema, else free text."""
+    try:
+        value = json.loads(output).get("label")
+    except (ValueError, AttributeError):
+        value = None
+    if isinstance(value, str) and value in labels:
+        start = output.find(json.dumps(value)[1:-1])
+        return value, (start, start + len(json.dumps(value)) - 2)
+    label = match_label(output, labels)
+    return label, (0, len(output))
+
+
+def span_probability(tokens: list[tuple[str, float]], span: tuple[int, int]) -> float:
+    """Probability of the tokens that overlap the answer's characters: the JSON around a label
+    says nothing about the model's certainty, so it is left out."""
+    position, total = 0, 0.0
+    for token, logprob in tokens:
+        end = position + len(token)
+        if end > span[0] and position < span[1]:
+            total += logprob
+        position = end
+    return math.exp(total)
+
+
+def classify(backend, payload: dict) -> TierOutput:
+    """Run one tier on a classification payload {text, labels}, whichever kind of backend it is."""
+    if hasattr(backend, "score"):
+        return classify_by_scoring(backend, payload["text"], payload["labels"])
+    return classify_by_completion(backend, payload["text"], payload["labels"])
+
+
+def match_label(output: str, labels: list[str]) -> str | None:
+    """The allowed label a free-text answer names: exact, then leading, then whole-word mention."""
+    first_line = output.strip().splitlines()[0] if output.strip() else ""
+    norm = _normalise(first_line)
+    by_norm = {_normalise(l): l for l in labels}
+    if norm in by_norm:
+        return by_norm[norm]
+    for key in sorted(by_norm, key=len, reverse=True):
+        if key and (norm.startswith(key + " ") or re.search(rf"(?<!\w){re.escape(key)}(?!\w)", norm)):
+            return by_norm[key]
+    return None
+
+
+def _normalise(text: str) -> str:
+    text = text.casefold().strip()
+    text = re.sub(r"^(label|answer|category)\s*:\s*", "", text)
+    return re.sub(r"\s+", " ", text.strip(" \t\"'`*.:;,!-[]()"))

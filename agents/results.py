@@ -1,0 +1,65 @@
+"""Result values shared by every layer: what one tier produced, and what the cascade decided."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Decision = Literal["accept", "escalate", "error"]
+Outcome = Literal["accepted", "unresolved", "failed"]
+
+
+class TierOutput(BaseModel):
+    """What a task parser made of one model call, before any routing decision."""
+
+    model_config = ConfigDict(frozen=True)
+
+    answer: str | None
+    label_probs: dict[str, float] = Field(default_factory=dict)
+    confidence: float | None = None
+    raw_output: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    invalid_reason: str | None = None
+
+
+class Attempt(BaseModel):
+    """One tier's try at a task, kept whether or not it was accepted."""
+
+    tier_index: int
+    tier_name: str
+    model_id: str
+    model_file_hash: str | None
+    prompt_version: str
+    answer: str | None = None
+    label_probs: dict[str, float] = Field(default_factory=dict)
+    confidence: float | None = None
+    threshold: float | None = None
+    decision: Decision = "error"
+    reason: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: float = 0.0
+    cost: float = 0.0
+    error: str | None = None
+
+
+class CascadeResult(BaseModel):
+    """The cascade's final answer for one task, with every attempt that led to it."""
+
+    run_id: str
+    task: str
+    outcome: Outcome
+    answer: str | None
+    confidence: float | None
+    tier_name: str | None
+    reason: str
+    attempts: list[Attempt]
+    latency_ms: float
+    cost: float
+
+    @property
+    def escalated(self) -> bool:
+        return len(self.attempts) > 1

@@ -1,0 +1,203 @@
+"""The `cascade` command: a thin layer over the SDK. Tables for people, `--json` for pipelines."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agents.errors import CascadeError, UserError
+from agents.results import CascadeResult
+
+app = typer.Typer(help="Run tasks on a small local model first; escalate only when it must.", no_args_is_help=True)
+audit_app = typer.Typer(help="Read the audit log.", no_args_is_help=True)
+models_app = typer.Typer(help="Model tiers: serve the local ones.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(models_app, name="models")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (else $CASCADE_CONFIG, else the default ladder)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for pipelines")]
+
+DEMO_LABELS = ["card arrival", "lost or stolen card", "exchange rate", "top up failed"]
+DEMO_TEXTS = [
+    "I lost my card yesterday, can you block it?",
+    "When will my new card be delivered?",
+    "What rate do you use to convert dollars to euros?",
+    "My top-up did not go through, why?",
+    "Someone stole my wallet with my card inside",
+    "How long does delivery of a card take to Spain?",
+]
+
+
+def _fail(exc: CascadeError) -> None:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(2 if isinstance(exc, UserError) else 1)
+
+
+def _cascade(config: Path | None):
+    from orchestrator import Cascade
+
+    return Cascade.from_config(config)
+
+
+def _results_table(results: list[tuple[str, CascadeResult]]) -> Table:
+    table = Table("text", "answer", "tier", "confidence", "reason", show_lines=False)
+    for text, r in results:
+        conf = f"{r.confidence:.3f}" if r.confidence is not None else "-"
+        table.add_row(text[:60], r.answer or f"({r.outcome})", r.tier_name or "-", conf, r.reason)
+    return table
+
+
+@app.command()
+def classify(
+    text: Annotated[str, typer.Argument(help="the text to classify")],
+    label: Annotated[list[str], typer.Option("--label", "-l", help="an allowed label; repeat for each")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Classify TEXT into one of the given labels."""
+    try:
+        with _cascade(config) as cascade:
+            result = cascade.classify(text, labels=label)
+    except CascadeError as exc:
+        _fail(exc)
+    if as_json:
+        out.print_json(result.model_dump_json())
+    else:
+        out.print(_results_table([(text, result)]))
+        out.print(f"audit run: {result.run_id}")
+
+
+@app.command()
+def demo(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Classify a handful of example texts through the cascade (starts the local server if needed)."""
+    from orchestrator import load_settings
+    from orchestrator.cascade import Cascade
+    from orchestrator.serving import running_servers
+
+    try:
+        settings = load_settings(config)
+        with running_servers(settings) as started, Cascade(settings) as cascade:
+            if started and not as_json:
+                err.print(f"started local server(s) for this demo: {', '.join(started)}")
+            results = []
+            with out.status("classifying...") if not as_json else _nothing():
+                for text in DEMO_TEXTS:
+                    results.append((text, cascade.classify(text, labels=DEMO_LABELS)))
+    except CascadeError as exc:
+        _fail(exc)
+    if as_json:
+        out.print_json(json.dumps([r.model_dump(mode="json") for _, r in results]))
+        return
+    out.print(f"labels: {', '.join(DEMO_LABELS)}")
+    out.print(_results_table(results))
+    escalated = sum(r.escalated for _, r in results)
+    out.print(f"{escalated} of {len(results)} escalated; audit log: {settings.audit_url}")
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+@audit_app.command("list")
+def audit_list(
+    limit: Annotated[int, typer.Option(help="how many runs, newest first")] = 20,
+    task: Annotated[Optional[str], typer.Option(help="only this task")] = None,
+    status: Annotated[Optional[str], typer.Option(help="only this status: accepted, unresolved, failed, running")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List recent runs."""
+    from orchestrator import AuditStore, load_settings
+
+    try:
+        store = AuditStore(load_settings(config).audit_url)
+        runs = store.list_runs(limit=limit, task=task, status=status)
+    except CascadeError as exc:
+        _fail(exc)
+    if as_json:
+        out.print_json(json.dumps(runs))
+        return
+    table = Table("run", "started", "task", "status", "answer", "tier", "confidence", "reason")
+    for r in runs:
+        conf = f"{r['confidence']:.3f}" if r["confidence"] is not None else "-"
+        table.add_row(r["id"], r["started_at"][:19], r["task"], r["status"], r["answer"] or "-",
+                      r["final_tier"] or "-", conf, r["reason"])
+    out.print(table)
+
+
+@audit_app.command("show")
+def audit_show(run_id: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Show one run with every attempt."""
+    from orchestrator import AuditStore, load_settings
+
+    try:
+        run = AuditStore(load_settings(config).audit_url).get_run(run_id)
+    except CascadeError as exc:
+        _fail(exc)
+    if run is None:
+        err.print(f"[bold red]error:[/] no run with id {run_id}; list runs with `cascade audit list`")
+        raise typer.Exit(2)
+    if as_json:
+        out.print_json(json.dumps(run))
+        return
+    for key, value in run.items():
+        if key != "attempts":
+            out.print(f"[bold]{key}[/]: {value}", highlight=False)
+    table = Table("#", "tier", "model", "answer", "confidence", "decision", "reason", "tokens in/out", "ms", "cost")
+    for a in run["attempts"]:
+        conf = f"{a['confidence']:.3f}" if a["confidence"] is not None else "-"
+        table.add_row(str(a["seq"]), a["tier_name"], a["model_id"], a["answer"] or "-", conf, a["decision"],
+                      a["reason"], f"{a['tokens_in']}/{a['tokens_out']}", f"{a['latency_ms']:.0f}", f"{a['cost']:.6f}")
+    out.print(table)
+
+
+@models_app.command("serve")
+def models_serve(
+    tier: Annotated[Optional[list[str]], typer.Argument(help="tier names (default: every tier with serve:)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Start the local OpenAI-compatible server of each servable tier and keep it running."""
+    from orchestrator import load_settings
+    from orchestrator.models import stop_server
+    from orchestrator.serving import servable_tiers, start_tier_server
+
+    try:
+        settings = load_settings(config)
+        tiers = servable_tiers(settings, tier)
+        if not tiers:
+            err.print("no tier has a serve: section; nothing to start")
+            raise typer.Exit(2)
+        processes = []
+        for t in tiers:
+            processes.append(start_tier_server(settings, t))
+            out.print(f"serving tier {t.name} at {t.api_base} (log: {settings.data_dir / f'server-{t.name}.log'})")
+    except CascadeError as exc:
+        _fail(exc)
+    out.print("press Ctrl-C to stop")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        for p in processes:
+            p.wait()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        for p in processes:
+            stop_server(p)
+
+
+if __name__ == "__main__":
+    app()

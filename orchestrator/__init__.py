@@ -1,0 +1,26 @@
+"""The orchestrator: settings, the LangGraph cascade, the audit store and the public SDK."""
+
+from agents.errors import (
+    CascadeError,
+    ConfigError,
+    InvalidInputError,
+    InvalidOutputError,
+    ModelError,
+    ModelFileError,
+    ModelTimeoutError,
+    StorageError,
+    TierUnreachableError,
+    UnknownTaskError,
+    UserError,
+)
+from agents.results import Attempt, CascadeResult
+
+from .audit import AuditStore
+from .cascade import Cascade
+from .config import Settings, load_settings
+
+__all__ = [
+    "Attempt", "AuditStore", "Cascade", "CascadeError", "CascadeResult", "ConfigError", "InvalidInputError",
+    "InvalidOutputError", "ModelError", "ModelFileError", "ModelTimeoutError", "Settings", "StorageError",
+    "TierUnreachableError", "UnknownTaskError", "UserError", "load_settings",
+]

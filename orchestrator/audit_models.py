@@ -1,0 +1,68 @@
+"""SQLAlchemy models of the audit log. The schema only grows, through Alembic revisions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RunRecord(Base):
+    """One task handed to the cascade, from acceptance to its final decision."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    task: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running | accepted | unresolved | failed
+    input_hash: Mapped[str] = mapped_column(String(64), index=True)
+    input_chars: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict] = mapped_column(JSON)  # task parameters, e.g. the label set
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    final_tier: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    error_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    config_hash: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+
+    attempts: Mapped[list["AttemptRecord"]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="AttemptRecord.seq"
+    )
+
+
+class AttemptRecord(Base):
+    """One tier's attempt within a run; rejected attempts are kept with their cost and reason."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    tier_index: Mapped[int] = mapped_column(Integer)
+    tier_name: Mapped[str] = mapped_column(String(128))
+    model_id: Mapped[str] = mapped_column(String(512))
+    model_file_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    prompt_version: Mapped[str] = mapped_column(String(64))
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    label_probs: Mapped[dict] = mapped_column(JSON)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    tokens_in: Mapped[int] = mapped_column(Integer)
+    tokens_out: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    cost: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    run: Mapped[RunRecord] = relationship(back_populates="attempts")

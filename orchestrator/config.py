@@ -1,0 +1,160 @@
+"""Settings, read once at the edge: explicit arguments > YAML config file > CASCADE_* environment.
+
+Environment variables (all optional):
+  CASCADE_CONFIG        path of the YAML config file (default: the packaged default.yaml)
+  CASCADE_DATA_DIR      directory for the SQLite audit database, assembled models, Qdrant store
+                        and calibration artifacts (default: the user's data dir for slm-cascade)
+  CASCADE_DATABASE_URL  SQLAlchemy URL of the audit store (default: SQLite in the data dir)
+  CASCADE_TIERS         the model ladder as JSON (normally given in the YAML file)
+  CASCADE_TASKS         per-task settings as JSON (normally given in the YAML file)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from platformdirs import user_data_dir
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agents.errors import ConfigError
+
+DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+KNOWN_TASKS = ("classify",)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Prices(_Strict):
+    """Price in the caller's currency per 1,000 tokens; None means ask litellm's price map."""
+
+    input_per_1k: float | None = Field(default=None, ge=0)
+    output_per_1k: float | None = Field(default=None, ge=0)
+
+
+class LocalServe(_Strict):
+    """How `cascade models serve` runs this tier on this machine (llama-cpp-python's server)."""
+
+    model_path: str
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    n_ctx: int = Field(default=2048, ge=128)
+    chat_format: str | None = Field(default=None, description="llama-cpp-python chat format, e.g. gemma")
+
+
+class LlamaCppTier(_Strict):
+    """A GGUF model loaded in-process through llama-cpp-python."""
+
+    kind: Literal["llama_cpp"]
+    name: str = Field(min_length=1)
+    model_path: str = Field(min_length=1, description="GGUF path, or bundled:smollm2 / bundled:gemma3-270m")
+    n_ctx: int = Field(default=2048, ge=128)
+    n_threads: int | None = Field(default=None, ge=1)
+    prices: Prices = Prices(input_per_1k=0.0, output_per_1k=0.0)
+
+
+class LitellmTier(_Strict):
+    """Any model litellm can call: a cloud model, or the local OpenAI-compatible server."""
+
+    kind: Literal["litellm"]
+    name: str = Field(min_length=1)
+    model: str = Field(min_length=1, description="litellm model string, e.g. openai/gpt-4o-mini")
+    api_base: str | None = None
+    api_key_env: str | None = Field(default=None, description="name of the environment variable holding the key")
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_tokens: int = Field(default=16, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict, description="extra litellm.completion keyword arguments")
+    schema_mode: Literal["json_schema", "json_object_schema", "none"] = Field(
+        default="json_schema", description="how to constrain output to a JSON schema: OpenAI structured outputs, "
+        "llama-cpp-python's json_object+schema, or not at all (free text is matched to a label)")
+    logprobs: bool = Field(default=True, description="ask for token log-probabilities (the answer's confidence)")
+    prices: Prices = Prices()
+    serve: LocalServe | None = None
+
+    @model_validator(mode="after")
+    def _served_here(self) -> "LitellmTier":
+        if self.serve is not None:
+            expected = f"http://{self.serve.host}:{self.serve.port}/v1"
+            if self.api_base is None:
+                self.api_base = expected
+            elif self.api_base.rstrip("/") != expected:
+                raise ValueError(f"api_base {self.api_base} does not match the server it serves ({expected})")
+        return self
+
+
+Tier = Annotated[LlamaCppTier | LitellmTier, Field(discriminator="kind")]
+
+
+class TaskSettings(_Strict):
+    threshold: float = Field(default=0.6, ge=0.0, le=1.0, description="accept a tier's answer at or above this confidence")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CASCADE_", extra="forbid")
+
+    data_dir: Path = Path(user_data_dir("slm-cascade"))
+    database_url: str | None = None
+    tiers: list[Tier] = Field(min_length=1)
+    tasks: dict[str, TaskSettings] = Field(default_factory=lambda: {t: TaskSettings() for t in KNOWN_TASKS})
+
+    @field_validator("tiers")
+    @classmethod
+    def _unique_names(cls, tiers: list[Tier]) -> list[Tier]:
+        names = [t.name for t in tiers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"tier names must be unique; repeated: {', '.join(dupes)}")
+        return tiers
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: dict[str, TaskSettings]) -> dict[str, TaskSettings]:
+        unknown = sorted(set(tasks) - set(KNOWN_TASKS))
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; known tasks: {list(KNOWN_TASKS)}")
+        return {**{t: TaskSettings() for t in KNOWN_TASKS}, **tasks}
+
+    @model_validator(mode="after")
+    def _absolute_data_dir(self) -> "Settings":
+        self.data_dir = self.data_dir.expanduser().resolve()
+        return self
+
+    @property
+    def audit_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'audit.db'}"
+
+    def task(self, name: str) -> TaskSettings:
+        return self.tasks[name]
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from explicit overrides, then the YAML file, then CASCADE_* variables."""
+    path = Path(config_file or os.environ.get("CASCADE_CONFIG") or DEFAULT_CONFIG).expanduser()
+    file_values = _read_yaml(path)
+    merged = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration in {path}: {problems}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file or unset CASCADE_CONFIG")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping (tiers:, tasks:, ...), not {type(data).__name__}")
+    return data

@@ -1,0 +1,119 @@
+"""The cascade as a LangGraph StateGraph: attempt on a tier -> assess -> escalate to the next tier, or finalize.
+
+Nodes are plain functions `state -> partial state`. Model backends, the task runner and the
+threshold reach them through the graph's runtime context, never module globals.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from agents.errors import InvalidOutputError, ModelError
+from agents.results import Attempt, TierOutput
+from routers import decide
+
+
+@dataclass(frozen=True)
+class TierHandle:
+    """A configured tier as the graph sees it: a name, identity for the audit, and how to call it."""
+
+    name: str
+    model_id: str
+    model_file_hash: Callable[[], str | None]
+    backend: Callable[[], Any]  # loads lazily: a tier that is never reached is never loaded
+
+
+@dataclass(frozen=True)
+class CascadeContext:
+    tiers: list[TierHandle]
+    run_task: Callable[[Any, dict[str, Any]], TierOutput]  # (backend, payload) -> TierOutput
+    prompt_version: str
+    threshold: float
+
+
+class CascadeState(TypedDict, total=False):
+    payload: dict[str, Any]
+    tier_index: int
+    attempts: list[Attempt]
+    route: str  # accept | escalate | error
+    error: ModelError | None  # a tier failed outright (unreachable, timeout...): the run fails
+    final: dict[str, Any]
+
+
+def attempt(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeState:
+    ctx = runtime.context
+    index = state.get("tier_index", 0)
+    tier = ctx.tiers[index]
+    started = time.perf_counter()
+    record = Attempt(tier_index=index, tier_name=tier.name, model_id=tier.model_id, model_file_hash=None,
+                     prompt_version=ctx.prompt_version, threshold=ctx.threshold)
+    try:
+        record.model_file_hash = tier.model_file_hash()
+        output = ctx.run_task(tier.backend(), state["payload"])
+    except InvalidOutputError as exc:
+        output = TierOutput(answer=None, invalid_reason=exc.message)
+    except ModelError as exc:
+        record.latency_ms = _ms_since(started)
+        record.error = exc.message
+        record.reason = f"tier failed: {exc.message}"
+        return {"attempts": [*state.get("attempts", []), record], "error": exc}
+    record.latency_ms = _ms_since(started)
+    record.answer = output.answer
+    record.label_probs = output.label_probs
+    record.confidence = output.confidence
+    record.tokens_in, record.tokens_out, record.cost = output.tokens_in, output.tokens_out, output.cost
+    if output.invalid_reason:
+        record.error = f"invalid output: {output.invalid_reason}"
+    return {"attempts": [*state.get("attempts", []), record]}
+
+
+def assess(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeState:
+    """Accept the latest attempt, or escalate it to the next tier; the router says why."""
+    ctx = runtime.context
+    attempts = list(state["attempts"])
+    index = state.get("tier_index", 0)
+    decision, reason = decide(attempts[-1], ctx.threshold, is_last_tier=index == len(ctx.tiers) - 1)
+    attempts[-1] = attempts[-1].model_copy(update={"decision": decision, "reason": reason})
+    update: CascadeState = {"attempts": attempts, "route": decision}
+    if decision == "escalate":
+        update["tier_index"] = index + 1
+    return update
+
+
+def finalize(state: CascadeState) -> CascadeState:
+    """The run's outcome: the accepted attempt's answer, or why there is none."""
+    attempts = state["attempts"]
+    final = attempts[-1]
+    cost = sum(a.cost for a in attempts)
+    if state.get("error") is not None:
+        outcome = {"outcome": "failed", "answer": None, "confidence": None, "tier_name": None, "reason": final.reason}
+    elif final.decision == "accept":
+        outcome = {"outcome": "accepted", "answer": final.answer, "confidence": final.confidence,
+                   "tier_name": final.tier_name, "reason": final.reason}
+    else:
+        outcome = {"outcome": "unresolved", "answer": None, "confidence": None, "tier_name": None,
+                   "reason": f"no tier gave an acceptable answer: {final.reason}"}
+    return {"final": {**outcome, "cost": cost}}
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def build_graph():
+    graph = StateGraph(CascadeState, context_schema=CascadeContext)
+    graph.add_node("attempt", attempt)
+    graph.add_node("assess", assess)
+    graph.add_node("finalize", finalize)
+    graph.add_edge(START, "attempt")
+    graph.add_conditional_edges("attempt", lambda s: "finalize" if s.get("error") else "assess",
+                                ["assess", "finalize"])
+    graph.add_conditional_edges("assess", lambda s: "attempt" if s["route"] == "escalate" else "finalize",
+                                ["attempt", "finalize"])
+    graph.add_edge("finalize", END)
+    return graph.compile()

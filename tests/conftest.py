@@ -1,0 +1,100 @@
+"""Shared fixtures: real bundled models, the real local server, real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from orchestrator import load_settings  # noqa: E402
+from orchestrator.models import resolve_model_path  # noqa: E402
+from orchestrator.serving import start_tier_server  # noqa: E402
+from orchestrator.models import stop_server  # noqa: E402
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+MODELS_DIR = Path(os.environ.get("CASCADE_TEST_MODELS", Path(__file__).parent.parent / ".cascade-data"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(path: Path, tiers: list[dict], threshold: float = 0.6, **extra) -> Path:
+    path.write_text(yaml.safe_dump({"tiers": tiers, "tasks": {"classify": {"threshold": threshold}}, **extra}))
+    return path
+
+
+SMOL = {"name": "smollm2-135m", "kind": "llama_cpp", "model_path": "bundled:smollm2"}
+
+
+def gemma_tier(port: int) -> dict:
+    return {"name": "gemma3-270m", "kind": "litellm", "model": "openai/gemma-3-270m",
+            "schema_mode": "json_object_schema", "max_tokens": 32, "logprobs": False,
+            "serve": {"model_path": "bundled:gemma3-270m", "port": port, "chat_format": "gemma"}}
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """One data dir for assembled model files, shared by the session (assembling takes seconds)."""
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    resolve_model_path("bundled:gemma3-270m", MODELS_DIR)
+    return MODELS_DIR
+
+
+@pytest.fixture(scope="session")
+def gemma_server(models_dir, tmp_path_factory):
+    """The real llama-cpp-python OpenAI-compatible server with the bundled Gemma, on a free port."""
+    port = free_port()
+    config = write_config(tmp_path_factory.mktemp("server") / "cascade.yaml", [SMOL, gemma_tier(port)])
+    settings = load_settings(config, data_dir=str(models_dir))
+    tier = settings.tiers[1]
+    process = start_tier_server(settings, tier)
+    log = models_dir / f"server-{tier.name}.log"
+    yield {"port": port, "tier": gemma_tier(port), "log": log}
+    stop_server(process)
+
+
+@pytest.fixture
+def data_dir(tmp_path, models_dir) -> Path:
+    """A fresh data dir per test, with the assembled Gemma file linked in."""
+    d = tmp_path / "data"
+    (d / "models").mkdir(parents=True)
+    for f in (models_dir / "models").glob("*.gguf"):
+        (d / "models" / f.name).symlink_to(f)
+    return d
+
+
+@pytest.fixture(scope="session")
+def postgres_admin():
+    try:
+        conn = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL must run on 127.0.0.1:5432 (.ci/run starts it): {exc}")
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_admin):
+    """A new empty PostgreSQL database for one test, dropped after it."""
+    name = f"cascade_test_{uuid.uuid4().hex[:12]}"
+    postgres_admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    postgres_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, data_dir):
+    if request.param == "sqlite":
+        return f"sqlite:///{data_dir / 'audit.db'}"
+    return request.getfixturevalue("postgres_url")
