@@ -19,10 +19,12 @@ app = typer.Typer(help="Run tasks on a small local model first; escalate only wh
 audit_app = typer.Typer(help="Read the audit log.", no_args_is_help=True)
 models_app = typer.Typer(help="Model tiers: serve the local ones.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+bench_app = typer.Typer(help="Benchmarks of the cascade's own cost (results go in docs/benchmarks.md).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # error text stays on one line for grep and logs
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (else $CASCADE_CONFIG, else the default ladder)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for pipelines")]
@@ -197,6 +199,38 @@ def models_serve(
     finally:
         for p in processes:
             stop_server(p)
+
+
+@bench_app.command("overhead")
+def bench_overhead(items: Annotated[int, typer.Option(help="items to time (at least 200 for the record)")] = 200,
+                   config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Per-item overhead of the cascade over the bare llama-cpp-python scoring call."""
+    from orchestrator.bench import overhead
+
+    with out.status(f"timing {items} items twice..."):
+        result = overhead(items, config=config)
+    _print_bench(result, as_json)
+
+
+@bench_app.command("prefix")
+def bench_prefix(items: Annotated[int, typer.Option(help="items per length class")] = 100,
+                 config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Tier-1 per-item time with and without reuse of the evaluated prompt prefix."""
+    from orchestrator.bench import prefix_reuse
+
+    with out.status(f"timing {items} short and {items} long items, with and without prefix reuse..."):
+        result = prefix_reuse(items, config=config)
+    _print_bench(result, as_json)
+
+
+def _print_bench(result: dict, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    table = Table("measure", "value")
+    for key, value in result.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    out.print(table)
 
 
 if __name__ == "__main__":

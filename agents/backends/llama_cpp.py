@@ -96,6 +96,15 @@ class LlamaCppBackend:
         scored_tokens = sum(len(t) for t in sequences)
         return Scored(logprobs=scores, tokens_in=n_prompt, tokens_out=scored_tokens, prefix_reused=reused)
 
+    def forget_prefix(self) -> None:
+        """Drop the cached prefix, so the next call evaluates its whole prompt (for benchmarks)."""
+        self.llm._ctx.kv_cache_seq_rm(0, 0, -1)
+        self._cached_prefix = []
+
+    def prefix_length(self, messages: list[dict[str, str]]) -> int:
+        """Tokens of the fixed part of a prompt (everything before the item)."""
+        return len(self._with_bos(self._tokenize(self._render(messages)[0], special=True)))
+
     # -- helpers --------------------------------------------------------------------------------
 
     def _decode(self, tokens: list[int], start: int, outputs: bool, keep_from: int) -> list[np.ndarray]:

@@ -1,0 +1,480 @@
+"""Calibration: turn a small model's label log-probabilities into a versioned decision artifact.
+
+Offline: `collect_label_logprobs` scores labelled items with the tier-1 model, `fit_artifact`
+debiases (batch prior), fits a calibrator and a threshold policy on one split,
+`evaluate_artifact` measures it on a disjoint split, `ArtifactStore.save` writes it as JSON.
+At run time: `ArtifactStore.latest(...)` finds the artifact matching the task, model file hash,
+prompt version and exact label list; `apply_artifact` gives (answer, calibrated confidence) and
+`threshold_for` the threshold for that answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+from scipy.special import logit, softmax
+
+from agents.classify import messages, validate_labels
+from agents.errors import InvalidInputError, StorageError
+from routers import (
+    BudgetPolicy, ClassThresholds, EscalationRatePolicy, GuaranteedAccuracyPolicy, Threshold, auroc,
+    batch_prior, brier_score, expected_calibration_error, load_calibrator,
+)
+from routers.calibrators import IsotonicCalibrator, PlattCalibrator, TemperatureScaling
+from routers.metrics import area_under_risk_coverage
+
+__all__ = [
+    "ARTIFACT_FORMAT", "MIN_FIT_ITEMS", "ArtifactStore", "CalibrationArtifact", "EvaluationReport",
+    "LogprobCache", "apply_artifact", "calibrated_predictions", "collect_label_logprobs",
+    "evaluate_artifact", "fit_artifact", "labels_id", "threshold_for",
+]
+
+ARTIFACT_FORMAT = 1
+MIN_FIT_ITEMS = 30  # below this no calibrator or guarantee is worth storing
+Method = Literal["temperature", "platt", "isotonic"]
+_FLOOR = 1e-300  # probabilities of exactly 0 become this before taking logs
+
+
+def labels_id(labels: Sequence[str]) -> str:
+    """Short stable id of an ordered label list (order matters: it is the prompt's order)."""
+    return hashlib.sha256(json.dumps(list(labels)).encode()).hexdigest()[:12]
+
+
+# -- collecting log-probabilities ---------------------------------------------------------------
+
+class LogprobCache:
+    """Label log-probabilities per item text, in one .npz file per (data, model, prompt, labels).
+
+    Re-running a calibration with another policy or calibrator costs no model calls; an
+    interrupted collection resumes where it stopped (the file is saved every `save_every` items).
+    """
+
+    def __init__(self, path: Path, n_labels: int, save_every: int = 50) -> None:
+        self.path, self.n_labels, self.save_every = Path(path), n_labels, save_every
+        self._rows: dict[str, np.ndarray] = {}
+        self._unsaved = 0
+        if self.path.is_file():
+            with np.load(self.path, allow_pickle=False) as z:
+                if z["rows"].ndim == 2 and z["rows"].shape[1] == n_labels:
+                    self._rows = {str(k): r for k, r in zip(z["keys"], z["rows"])}
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
+
+    def get(self, text: str) -> np.ndarray | None:
+        return self._rows.get(self.key(text))
+
+    def put(self, text: str, row: np.ndarray) -> None:
+        self._rows[self.key(text)] = np.asarray(row, dtype=float)
+        self._unsaved += 1
+        if self._unsaved >= self.save_every:
+            self.save()
+
+    def save(self) -> None:
+        if not self._unsaved:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.stem}.{os.getpid()}.tmp.npz")
+        keys = np.array(list(self._rows), dtype=str)
+        rows = np.array(list(self._rows.values()), dtype=float).reshape(len(keys), self.n_labels)
+        np.savez(tmp, keys=keys, rows=rows)
+        os.replace(tmp, self.path)
+        self._unsaved = 0
+
+
+def collect_label_logprobs(backend, examples: Sequence, labels: Sequence[str], progress: bool = True,
+                           cache: LogprobCache | None = None, description: str = "scoring") -> np.ndarray:
+    """Score every example's text against every label: log-probs of shape [n, len(labels)].
+
+    `backend` has `score(messages, item_text, labels)` (the llama.cpp backend). The prompt and the
+    label list are the same for every item, so the backend's cached prefix is reused. An item the
+    model cannot take (longer than its context) gets a row of NaN and a warning.
+    """
+    labels = validate_labels(list(labels))
+    prompt = messages(labels)
+    out = np.full((len(examples), len(labels)), np.nan)
+    todo = []
+    for i, example in enumerate(examples):
+        row = cache.get(example.text) if cache is not None else None
+        if row is not None:
+            out[i] = row
+        else:
+            todo.append(i)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, disable=not progress or not todo, transient=True) as bar:
+            job = bar.add_task(description, total=len(todo))
+            for i in todo:
+                try:
+                    scored = backend.score(prompt, examples[i].text, labels)
+                except InvalidInputError as exc:
+                    warnings.warn(f"item {i} skipped: {exc}", RuntimeWarning, stacklevel=2)
+                else:
+                    out[i] = scored.logprobs
+                    if cache is not None:
+                        cache.put(examples[i].text, out[i])
+                bar.advance(job)
+    finally:
+        if cache is not None:
+            cache.save()
+    return out
+
+
+# -- the artifact -------------------------------------------------------------------------------
+
+class CalibrationArtifact(BaseModel):
+    """Everything needed to turn one item's label log-probs into (answer, confidence, keep?).
+
+    Valid only for the exact `labels` list (same labels, same order), `model_file_hash` and
+    `prompt_version`; `ArtifactStore.latest` matches on all of them. `version` is 0 until saved.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: int = ARTIFACT_FORMAT
+    version: int = 0
+    created_at: datetime
+    task: str
+    labels: list[str]
+    labels_id: str
+    model_file_hash: str
+    prompt_version: str
+    method: Method
+    debias_prior: list[float] | None  # log label prior from the fit split (batch calibration)
+    calibrator: dict[str, Any]
+    threshold: dict[str, Any]  # Threshold.to_dict() or, with per_class, ClassThresholds.to_dict()
+    per_class: bool = False
+    policy: str
+    fit_metrics: dict[str, float | int | None]
+    test_metrics: dict[str, Any] | None = None  # EvaluationReport on a disjoint split, if measured
+    source: dict[str, Any] = {}  # what it was fitted on: data, sizes, seed
+
+    _calibrator: Any = PrivateAttr(default=None)
+
+    @property
+    def id(self) -> str:
+        return f"{self.task}/{self.labels_id}/v{self.version}"
+
+    def calibrator_obj(self):
+        if self._calibrator is None:
+            self._calibrator = load_calibrator(self.calibrator)
+        return self._calibrator
+
+    def thresholds(self) -> Threshold | ClassThresholds:
+        return ClassThresholds.from_dict(self.threshold) if self.per_class else Threshold.from_dict(self.threshold)
+
+
+def _features(probs: np.ndarray) -> np.ndarray:
+    """Platt signals of debiased distributions [n, k]: logit(top), margin, normalised entropy."""
+    ordered = np.sort(probs, axis=1)[:, ::-1]
+    top = ordered[:, 0]
+    margin = top - ordered[:, 1]
+    safe = np.clip(probs, _FLOOR, 1.0)
+    entropy = -(probs * np.log(safe)).sum(axis=1) / math.log(probs.shape[1])
+    return np.column_stack([logit(np.clip(top, 1e-6, 1 - 1e-6)), margin, entropy])
+
+
+def _confidence(method: str, calibrator, logits: np.ndarray) -> np.ndarray:
+    if method == "temperature":
+        return np.asarray(calibrator.confidence(logits), dtype=float)
+    probs = softmax(logits, axis=1)
+    if method == "platt":
+        return calibrator.predict(_features(probs))
+    return calibrator.predict(probs.max(axis=1))
+
+
+def calibrated_predictions(artifact: CalibrationArtifact, logprobs) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted label index, calibrated confidence) for each row of log-probs [n, k]."""
+    z = _check_logprobs(logprobs, artifact.labels)
+    logits = z - np.asarray(artifact.debias_prior) if artifact.debias_prior is not None else z
+    return logits.argmax(axis=1), np.clip(_confidence(artifact.method, artifact.calibrator_obj(), logits), 0, 1)
+
+
+def apply_artifact(artifact: CalibrationArtifact, label_logprobs) -> tuple[str, float]:
+    """One item at run time: (answer label, calibrated confidence).
+
+    `label_logprobs` is the item's log-probs in `artifact.labels` order, or a mapping label ->
+    probability (e.g. an Attempt's `label_probs`); any per-item constant shift is harmless.
+    """
+    if isinstance(label_logprobs, Mapping):
+        missing = [label for label in artifact.labels if label not in label_logprobs]
+        if missing or len(label_logprobs) != len(artifact.labels):
+            raise InvalidInputError(f"label probabilities are for {sorted(label_logprobs)}; artifact "
+                                    f"{artifact.id} is for {artifact.labels}")
+        label_logprobs = np.log(np.maximum([label_logprobs[l] for l in artifact.labels], _FLOOR))
+    index, conf = calibrated_predictions(artifact, np.atleast_2d(np.asarray(label_logprobs, dtype=float)))
+    return artifact.labels[int(index[0])], float(conf[0])
+
+
+def threshold_for(artifact: CalibrationArtifact, label: str) -> Threshold:
+    """The threshold an answer `label` must reach (per-label with per-class artifacts)."""
+    t = artifact.thresholds()
+    return t.threshold_for(label) if isinstance(t, ClassThresholds) else t
+
+
+def _check_logprobs(logprobs, labels: Sequence[str]) -> np.ndarray:
+    z = np.asarray(logprobs, dtype=float)
+    if z.ndim != 2 or z.shape[1] != len(labels) or z.shape[0] == 0:
+        raise InvalidInputError(f"log-probs must have shape [n, {len(labels)}] (one column per label), got {z.shape}")
+    if not np.isfinite(z).all():
+        raise InvalidInputError("log-probs contain NaN or infinite values; drop the items that failed to score")
+    return z
+
+
+def _check_gold(gold_index, n: int, labels: Sequence[str]) -> np.ndarray:
+    gold = np.asarray(gold_index)
+    if gold.shape != (n,) or (n and not np.issubdtype(gold.dtype, np.integer)):
+        raise InvalidInputError(f"gold_index must be {n} integer label indices, got shape {gold.shape}")
+    if gold.min() < 0 or gold.max() >= len(labels):
+        bad = int(gold[(gold < 0) | (gold >= len(labels))][0])
+        raise InvalidInputError(f"gold label index {bad} is outside the task's {len(labels)} labels {list(labels)}")
+    return gold
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def _quality(conf: np.ndarray, correct: np.ndarray, suffix: str) -> dict[str, float | None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # AUROC is undefined on one class: None
+        return {f"accuracy{suffix}": float(correct.mean()),
+                f"ece{suffix}": expected_calibration_error(conf, correct),
+                f"brier{suffix}": brier_score(conf, correct),
+                f"auroc{suffix}": _nan_to_none(auroc(conf, correct)),
+                f"aurc{suffix}": area_under_risk_coverage(conf, correct)}
+
+
+def _raw(z: np.ndarray, gold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    probs = softmax(z, axis=1)  # what the tier reports today: normalised label probabilities
+    return probs.max(axis=1), probs.argmax(axis=1) == gold
+
+
+def fit_artifact(task: str, logprobs, gold_index, labels: Sequence[str], model_file_hash: str,
+                 prompt_version: str, method: Method = "temperature", target_accuracy: float | None = None,
+                 delta: float = 0.1, target_escalation_rate: float | None = None,
+                 max_escalation_share: float | None = None, per_class: bool = False, debias: bool = True,
+                 min_per_class: int = 100, source: dict[str, Any] | None = None) -> CalibrationArtifact:
+    """Fit debiasing, a calibrator and one threshold policy on labelled log-probs [n, k].
+
+    Exactly one policy: `target_accuracy` (learn-then-test guarantee at level 1 - `delta`,
+    optionally `per_class`), `target_escalation_rate`, or `max_escalation_share`.
+
+    Raises:
+        InvalidInputError: too few items, a single gold class, gold labels outside `labels`,
+            no or several policies, or a calibrator that cannot be fitted on this data.
+    """
+    labels = validate_labels(list(labels))
+    z = _check_logprobs(logprobs, labels)
+    gold = _check_gold(gold_index, z.shape[0], labels)
+    if z.shape[0] < MIN_FIT_ITEMS:
+        raise InvalidInputError(f"{z.shape[0]} labelled items are too few to calibrate on; give at least {MIN_FIT_ITEMS}")
+    if np.unique(gold).size < 2:
+        raise InvalidInputError(f"every labelled item has the same label {labels[int(gold[0])]!r}; calibration needs "
+                                "items of at least two labels (the split may be too small or not stratified)")
+    chosen = [p for p in (target_accuracy, target_escalation_rate, max_escalation_share) if p is not None]
+    if len(chosen) != 1:
+        raise InvalidInputError("choose exactly one threshold policy: target_accuracy, target_escalation_rate "
+                                f"or max_escalation_share (got {len(chosen)})")
+    if per_class and target_accuracy is None:
+        raise InvalidInputError("per_class thresholds need target_accuracy (a guarantee per predicted label)")
+    if method not in ("temperature", "platt", "isotonic"):
+        raise InvalidInputError(f"unknown calibration method {method!r}; use temperature, platt or isotonic")
+
+    prior = batch_prior(z) if debias else None
+    logits = z - prior if prior is not None else z
+    pred = logits.argmax(axis=1)
+    correct = pred == gold
+    probs = softmax(logits, axis=1)
+    try:
+        if method == "temperature":
+            calibrator = TemperatureScaling().fit(logits, gold)
+        elif method == "platt":
+            calibrator = PlattCalibrator().fit(_features(probs), correct)
+        else:
+            calibrator = IsotonicCalibrator().fit(probs.max(axis=1), correct)
+    except ValueError as exc:
+        raise InvalidInputError(f"cannot fit the {method} calibrator: {exc}") from None
+    conf = np.clip(_confidence(method, calibrator, logits), 0, 1)
+
+    try:
+        if target_accuracy is not None:
+            policy = GuaranteedAccuracyPolicy(target_accuracy, delta=delta)
+            pred_labels = [labels[i] for i in pred]
+            threshold = (policy.fit_per_class(conf, correct, pred_labels, min_per_class=min_per_class)
+                         if per_class else policy.fit(conf, correct))
+            described = f"guaranteed accuracy {target_accuracy:g} of kept answers, delta {delta:g}"
+        elif target_escalation_rate is not None:
+            threshold = EscalationRatePolicy(target_escalation_rate).fit(conf)
+            described = f"escalation rate {target_escalation_rate:g}"
+        else:
+            threshold = BudgetPolicy(max_escalation_share).fit(conf)
+            described = f"budget: escalate at most {max_escalation_share:g} of items"
+    except ValueError as exc:
+        raise InvalidInputError(f"cannot fit the threshold policy: {exc}") from None
+    default = threshold.default if isinstance(threshold, ClassThresholds) else threshold
+    described += f"{' per predicted label' if per_class else ''}; {default.reason}"
+
+    raw_conf, raw_correct = _raw(z, gold)
+    metrics: dict[str, float | int | None] = {"n": int(z.shape[0])}
+    metrics |= _quality(raw_conf, raw_correct, "_raw") | _quality(conf, correct, "")
+    return CalibrationArtifact(
+        created_at=datetime.now(timezone.utc), task=task, labels=labels, labels_id=labels_id(labels),
+        model_file_hash=model_file_hash, prompt_version=prompt_version, method=method,
+        debias_prior=None if prior is None else [float(v) for v in prior], calibrator=calibrator.to_dict(),
+        threshold=threshold.to_dict(), per_class=per_class, policy=described, fit_metrics=metrics,
+        source=dict(source or {}),
+    )
+
+
+# -- evaluation on a disjoint split -------------------------------------------------------------
+
+class EvaluationReport(BaseModel):
+    """How an artifact does on items it was not fitted on. `*_raw` figures are the uncalibrated
+    top label probability (softmax of the raw log-probs), the rest the artifact's confidence."""
+
+    n: int
+    accuracy_raw: float
+    accuracy: float
+    ece_raw: float
+    ece: float
+    brier_raw: float
+    brier: float
+    auroc_raw: float | None
+    auroc: float | None
+    aurc_raw: float
+    aurc: float
+    kept: int
+    coverage: float
+    kept_accuracy: float | None
+    target_accuracy: float | None
+    guarantee_held: bool | None  # kept accuracy >= target on this split (None: no accuracy target)
+    plots: list[str] = []
+
+
+def evaluate_artifact(artifact: CalibrationArtifact, logprobs, gold_index,
+                      report_dir: str | Path | None = None, title: str = "") -> EvaluationReport:
+    """Measure `artifact` on labelled log-probs [n, k] from a split disjoint from its fit split;
+    with `report_dir`, write reliability diagrams (raw and calibrated) and a risk-coverage plot."""
+    z = _check_logprobs(logprobs, artifact.labels)
+    gold = _check_gold(gold_index, z.shape[0], artifact.labels)
+    pred, conf = calibrated_predictions(artifact, z)
+    correct = pred == gold
+    raw_conf, raw_correct = _raw(z, gold)
+    t = artifact.thresholds()
+    kept_mask = (t.accept(conf, [artifact.labels[i] for i in pred]) if isinstance(t, ClassThresholds)
+                 else t.accept(conf))
+    kept_mask = np.asarray(kept_mask, dtype=bool).reshape(-1)
+    kept = int(kept_mask.sum())
+    kept_accuracy = float(correct[kept_mask].mean()) if kept else None
+    default = t.default if isinstance(t, ClassThresholds) else t
+    target = default.target if default.policy == GuaranteedAccuracyPolicy.name else None
+    held = None if target is None else (kept == 0 or kept_accuracy >= target)
+    figures = {k: v for k, v in (_quality(raw_conf, raw_correct, "_raw") | _quality(conf, correct, "")).items()}
+    plots: list[str] = []
+    if report_dir is not None:
+        from routers.plots import plot_reliability, plot_risk_coverage
+
+        out = Path(report_dir)
+        name = title or artifact.task
+        plots.append(str(plot_reliability(raw_conf, raw_correct, out / "reliability-raw.png",
+                                          title=f"{name}: raw top probability")))
+        plots.append(str(plot_reliability(conf, correct, out / "reliability-calibrated.png",
+                                          title=f"{name}: calibrated ({artifact.method})")))
+        plots.append(str(plot_risk_coverage({"raw": (raw_conf, raw_correct), "calibrated": (conf, correct)},
+                                            out / "risk-coverage.png", title=f"{name}: risk-coverage")))
+    return EvaluationReport(n=int(z.shape[0]), kept=kept, coverage=kept / z.shape[0], kept_accuracy=kept_accuracy,
+                            target_accuracy=target, guarantee_held=held, plots=plots, **figures)
+
+
+# -- storage ------------------------------------------------------------------------------------
+
+_TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_FILE_NAME = re.compile(r"^v(\d+)-([0-9a-f]{12})\.json$")
+
+
+class ArtifactStore:
+    """Versioned artifacts as JSON files: `<data_dir>/calibration/<task>/v<NNNN>-<labels id>.json`.
+
+    Versions count up per task across label sets; saving never overwrites (exclusive create)."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.root = Path(data_dir) / "calibration"
+
+    def _task_dir(self, task: str) -> Path:
+        if not _TASK_NAME.match(task):
+            raise InvalidInputError(f"task name {task!r} may hold only letters, digits, '.', '_' and '-'")
+        return self.root / task
+
+    def _files(self, task: str) -> list[tuple[int, str, Path]]:
+        folder = self._task_dir(task)
+        found = []
+        for path in folder.glob("v*.json") if folder.is_dir() else []:
+            if m := _FILE_NAME.match(path.name):
+                found.append((int(m.group(1)), m.group(2), path))
+        return sorted(found)
+
+    def save(self, artifact: CalibrationArtifact) -> CalibrationArtifact:
+        """Write `artifact` under the next free version; returns the saved copy (with its version)."""
+        folder = self._task_dir(artifact.task)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            version = max((v for v, _, _ in self._files(artifact.task)), default=0) + 1
+            while True:
+                saved = artifact.model_copy(update={"version": version})
+                path = folder / f"v{version:04d}-{saved.labels_id}.json"
+                try:
+                    with path.open("x", encoding="utf-8") as f:
+                        f.write(saved.model_dump_json(indent=2))
+                    return saved
+                except FileExistsError:  # another process took this version
+                    version += 1
+        except OSError as exc:
+            raise StorageError(f"cannot write calibration artifact under {folder}: {exc}") from None
+
+    def load(self, path: str | Path) -> CalibrationArtifact:
+        try:
+            return CalibrationArtifact.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"cannot read calibration artifact {path}: {exc}") from None
+
+    def versions(self, task: str) -> list[CalibrationArtifact]:
+        return [self.load(path) for _, _, path in self._files(task)]
+
+    def latest(self, task: str, model_file_hash: str, prompt_version: str,
+               labels: Sequence[str]) -> CalibrationArtifact | None:
+        """The newest artifact for exactly this task, model file, prompt version and label list."""
+        wanted = labels_id(list(labels))
+        for _, lid, path in reversed(self._files(task)):
+            if lid != wanted:
+                continue
+            artifact = self.load(path)
+            if (artifact.model_file_hash == model_file_hash and artifact.prompt_version == prompt_version
+                    and artifact.labels == list(labels)):
+                return artifact
+        return None
+
+    def why_none(self, task: str, model_file_hash: str, prompt_version: str, labels: Sequence[str]) -> str:
+        """One sentence for the audit log when `latest` found nothing."""
+        found = self.versions(task)
+        if not found:
+            return f"no calibration artifact for task {task!r} in {self.root}; using the configured threshold"
+        same_labels = [a for a in found if a.labels == list(labels)]
+        if not same_labels:
+            return (f"{len(found)} calibration artifact(s) for task {task!r}, none for this label set; "
+                    "using the configured threshold")
+        return (f"calibration artifacts for task {task!r} and these labels exist, but for another model file "
+                "or prompt version; recalibrate (cascade calibrate); using the configured threshold")
