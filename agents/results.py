@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Decision = Literal["accept", "escalate", "error"]
-Outcome = Literal["accepted", "unresolved", "failed"]
+Outcome = Literal["accepted", "unresolved", "failed", "pending"]  # pending: paused before escalating
 
 
 class TierOutput(BaseModel):
@@ -17,6 +17,7 @@ class TierOutput(BaseModel):
 
     answer: str | None
     label_probs: dict[str, float] = Field(default_factory=dict)
+    label_logprobs: list[float] | None = None  # raw full-sequence log-probability per label, in label order
     confidence: float | None = None
     raw_output: str = ""
     tokens_in: int = 0
@@ -36,6 +37,8 @@ class Attempt(BaseModel):
     answer: str | None = None
     label_probs: dict[str, float] = Field(default_factory=dict)
     confidence: float | None = None
+    raw_confidence: float | None = None  # the model's own top probability, before calibration
+    calibration: str | None = None  # which calibration artifact set confidence and threshold, or why none
     threshold: float | None = None
     decision: Decision = "error"
     reason: str = ""

@@ -56,6 +56,8 @@ class AttemptRecord(Base):
     answer: Mapped[str | None] = mapped_column(Text, nullable=True)
     label_probs: Mapped[dict] = mapped_column(JSON)
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    raw_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    calibration: Mapped[str | None] = mapped_column(String(256), nullable=True)
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     decision: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text)

@@ -12,10 +12,10 @@ from typing import Any
 
 from agents import classify as classification
 from agents.backends.litellm_backend import LitellmBackend, LitellmOptions
-from agents.errors import CascadeError, ConfigError, UnknownTaskError
-from agents.results import CascadeResult
+from agents.errors import CascadeError, ConfigError, InvalidInputError, UnknownTaskError
+from agents.results import Attempt, CascadeResult
 
-from .audit import AuditStore
+from .audit import AuditStore, text_hash
 from .config import KNOWN_TASKS, LitellmTier, LlamaCppTier, Settings, load_settings
 from .graph import CascadeContext, TierHandle, build_graph
 from .models import file_sha256, resolve_model_path
@@ -62,7 +62,13 @@ class Cascade:
         """Classify `text` into one of `labels` (any label set; labels may be several tokens long)."""
         return self.run("classify", text=text, labels=labels)
 
-    def run(self, task: str, **payload: Any) -> CascadeResult:
+    def run(self, task: str, *, stop_after_tier: int | None = None, resume_run_id: str | None = None,
+            **payload: Any) -> CascadeResult:
+        """Run one task through the ladder and record it.
+
+        Two-phase batches use the keywords: `stop_after_tier=0` pauses an item that would escalate
+        past tier 0 (outcome "pending"); `resume_run_id=` continues that same run on the next tier.
+        """
         if task not in _TASKS:
             raise UnknownTaskError(f"unknown task {task!r}; known tasks: {', '.join(KNOWN_TASKS)}")
         text = classification.validate_text(payload.get("text"))
@@ -71,14 +77,20 @@ class Cascade:
         run_task, prompt_version = _TASKS[task]
         threshold = self.settings.task(task).threshold
 
-        run_id = self.audit.start_run(task, text, {"labels": labels}, self._config_hash)
+        if resume_run_id is None:
+            run_id, attempts = self.audit.start_run(task, text, {"labels": labels}, self._config_hash), []
+        else:
+            run_id, attempts = resume_run_id, self._pending_attempts(resume_run_id, task, text)
+        start_tier = attempts[-1].tier_index + 1 if attempts else 0
         started = time.perf_counter()
         context = CascadeContext(tiers=self._tiers, run_task=run_task, prompt_version=prompt_version,
                                  threshold=threshold)
+        initial = {"payload": payload, "tier_index": start_tier, "attempts": attempts,
+                   "stop_after_tier": stop_after_tier}
         try:
-            state = self._graph.invoke({"payload": payload, "tier_index": 0, "attempts": []}, context=context)
+            state = self._graph.invoke(initial, context=context)
         except BaseException as exc:  # record, then let the caller see the real error
-            self.audit.fail_run(run_id, exc, [], _ms_since(started))
+            self.audit.fail_run(run_id, exc, attempts, _ms_since(started))
             raise
         attempts = state["attempts"]
         if state.get("error") is not None:
@@ -91,11 +103,25 @@ class Cascade:
         self.audit.finish_run(result)
         return result
 
+    def _pending_attempts(self, run_id: str, task: str, text: str) -> list[Attempt]:
+        run = self.audit.get_run(run_id)
+        if run is None:
+            raise InvalidInputError(f"no run {run_id} to resume")
+        if run["status"] != "pending" or run["task"] != task:
+            raise InvalidInputError(f"run {run_id} is a {run['status']} {run['task']} run; only a pending "
+                                    f"{task} run can be resumed")
+        if run["input_hash"] != text_hash(text):
+            raise InvalidInputError(f"the text given does not match the input of run {run_id}")
+        if not run["attempts"] or run["attempts"][-1]["tier_index"] + 1 >= len(self._tiers):
+            raise InvalidInputError(f"run {run_id} has no tier left to resume on")
+        return [Attempt.model_validate(a) for a in run["attempts"]]
+
     def _handle(self, tier: LlamaCppTier | LitellmTier) -> TierHandle:
         if tier.name in self._injected:
             backend = self._injected[tier.name]
             return TierHandle(name=tier.name, model_id=getattr(backend, "model_id", tier.name),
-                              model_file_hash=lambda: getattr(backend, "file_hash", None), backend=lambda: backend)
+                              model_file_hash=lambda: getattr(backend, "file_hash", None), backend=lambda: backend,
+                              price_per_1k=_local_prices(tier))
         if isinstance(tier, LlamaCppTier):
             return self._llama_handle(tier)
         return self._litellm_handle(tier)
@@ -113,7 +139,7 @@ class Cascade:
 
             return LlamaCppBackend(LlamaCppOptions(model_path=path(), n_ctx=tier.n_ctx, n_threads=tier.n_threads))
 
-        return TierHandle(name=tier.name, model_id=tier.model_path, backend=backend,
+        return TierHandle(name=tier.name, model_id=tier.model_path, backend=backend, price_per_1k=_local_prices(tier),
                           model_file_hash=cache(lambda: file_sha256(path(), data_dir)))
 
     def _litellm_handle(self, tier: LitellmTier) -> TierHandle:
@@ -142,6 +168,13 @@ class Cascade:
 
         return TierHandle(name=tier.name, model_id=tier.model, model_file_hash=served_file_hash,
                           backend=lambda: backend)
+
+
+def _local_prices(tier: LlamaCppTier | LitellmTier) -> tuple[float, float]:
+    """Configured prices of a local tier; remote tiers are priced by their backend per call."""
+    if isinstance(tier, LlamaCppTier):
+        return (tier.prices.input_per_1k or 0.0, tier.prices.output_per_1k or 0.0)
+    return (0.0, 0.0)
 
 
 def _ms_since(started: float) -> float:

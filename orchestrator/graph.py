@@ -26,6 +26,10 @@ class TierHandle:
     model_id: str
     model_file_hash: Callable[[], str | None]
     backend: Callable[[], Any]  # loads lazily: a tier that is never reached is never loaded
+    price_per_1k: tuple[float, float] = (0.0, 0.0)  # (input, output): a notional price for local tiers
+
+    def token_cost(self, tokens_in: int, tokens_out: int) -> float:
+        return (tokens_in * self.price_per_1k[0] + tokens_out * self.price_per_1k[1]) / 1000
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,8 @@ class CascadeState(TypedDict, total=False):
     payload: dict[str, Any]
     tier_index: int
     attempts: list[Attempt]
-    route: str  # accept | escalate | error
+    route: str  # accept | escalate | error | pause
+    stop_after_tier: int | None  # pause instead of escalating past this tier (two-phase batches)
     error: ModelError | None  # a tier failed outright (unreachable, timeout...): the run fails
     final: dict[str, Any]
 
@@ -66,7 +71,9 @@ def attempt(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeSta
     record.answer = output.answer
     record.label_probs = output.label_probs
     record.confidence = output.confidence
-    record.tokens_in, record.tokens_out, record.cost = output.tokens_in, output.tokens_out, output.cost
+    record.tokens_in, record.tokens_out = output.tokens_in, output.tokens_out
+    # Remote backends price their own calls; local tiers cost what their configured prices say.
+    record.cost = output.cost or tier.token_cost(output.tokens_in, output.tokens_out)
     if output.invalid_reason:
         record.error = f"invalid output: {output.invalid_reason}"
     return {"attempts": [*state.get("attempts", []), record]}
@@ -81,7 +88,11 @@ def assess(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeStat
     attempts[-1] = attempts[-1].model_copy(update={"decision": decision, "reason": reason})
     update: CascadeState = {"attempts": attempts, "route": decision}
     if decision == "escalate":
-        update["tier_index"] = index + 1
+        stop = state.get("stop_after_tier")
+        if stop is not None and index >= stop:
+            update["route"] = "pause"
+        else:
+            update["tier_index"] = index + 1
     return update
 
 
@@ -90,7 +101,10 @@ def finalize(state: CascadeState) -> CascadeState:
     attempts = state["attempts"]
     final = attempts[-1]
     cost = sum(a.cost for a in attempts)
-    if state.get("error") is not None:
+    if state.get("route") == "pause":
+        outcome = {"outcome": "pending", "answer": None, "confidence": None, "tier_name": None,
+                   "reason": f"escalation pending: {final.reason}"}
+    elif state.get("error") is not None:
         outcome = {"outcome": "failed", "answer": None, "confidence": None, "tier_name": None, "reason": final.reason}
     elif final.decision == "accept":
         outcome = {"outcome": "accepted", "answer": final.answer, "confidence": final.confidence,

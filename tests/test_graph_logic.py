@@ -102,3 +102,38 @@ def test_injected_backend_for_unknown_tier_is_rejected(tmp_path):
     with pytest.raises(ConfigError, match="unknown tier"):
         Cascade.from_config(write_config(tmp_path / "c.yaml", tiers(1)), data_dir=str(tmp_path / "d"),
                             backends={"nope": FakeScoringBackend([])})
+
+
+def test_local_tier_cost_comes_from_its_configured_prices(tmp_path):
+    tier = {"name": "t0", "kind": "llama_cpp", "model_path": "unused.gguf",
+            "prices": {"input_per_1k": 0.5, "output_per_1k": 2.0}}
+    with Cascade.from_config(write_config(tmp_path / "c.yaml", [tier]), data_dir=str(tmp_path / "d"),
+                             backends={"t0": FakeScoringBackend([scores(0.9)])}) as cascade:
+        result = cascade.classify("three word text", LABELS)
+    # the fake reports tokens_in = words in the item (3) and tokens_out = number of labels (2)
+    assert result.cost == pytest.approx((3 * 0.5 + 2 * 2.0) / 1000)
+    assert cascade.audit.get_run(result.run_id)["cost"] == pytest.approx(result.cost)
+
+
+def test_two_phase_run_pauses_before_escalating_then_resumes_the_same_run(make):
+    t0, t1 = FakeScoringBackend([scores(0.95), scores(0.6)]), FakeScoringBackend([scores(0.1)])
+    with make({"t0": t0, "t1": t1}) as cascade:
+        confident = cascade.run("classify", text="sure", labels=LABELS, stop_after_tier=0)
+        paused = cascade.run("classify", text="unsure", labels=LABELS, stop_after_tier=0)
+        assert confident.outcome == "accepted" and t1.calls == []
+        assert paused.outcome == "pending" and "escalation pending" in paused.reason and t1.calls == []
+        assert cascade.audit.get_run(paused.run_id)["status"] == "pending"
+
+        resumed = cascade.run("classify", text="unsure", labels=LABELS, resume_run_id=paused.run_id)
+        run = cascade.audit.get_run(paused.run_id)
+    assert resumed.run_id == paused.run_id and resumed.tier_name == "t1" and len(t1.calls) == 1
+    assert [a["decision"] for a in run["attempts"]] == ["escalate", "accept"] and run["status"] == "accepted"
+
+
+def test_resume_refuses_a_mismatched_text(make):
+    from agents.errors import InvalidInputError
+
+    with make({"t0": FakeScoringBackend([scores(0.6)]), "t1": FakeScoringBackend([])}) as cascade:
+        paused = cascade.run("classify", text="unsure", labels=LABELS, stop_after_tier=0)
+        with pytest.raises(InvalidInputError, match="does not match the input"):
+            cascade.run("classify", text="other text", labels=LABELS, resume_run_id=paused.run_id)
