@@ -1,8 +1,9 @@
-"""Alembic environment: the target is the orchestrator's audit metadata, nothing else."""
+"""Alembic environment: the target is the orchestrator's metadata (audit log and batch jobs), nothing else."""
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from orchestrator import job_models  # noqa: F401  (registers the jobs tables on the same Base)
 from orchestrator.audit_models import Base
 
 target_metadata = Base.metadata

@@ -1,4 +1,4 @@
-"""The orchestrator: settings, the LangGraph cascade, the audit store and the public SDK."""
+"""The orchestrator: settings, the LangGraph cascade, the audit store, batch jobs and the public SDK."""
 
 from agents.errors import (
     CascadeError,
@@ -18,9 +18,10 @@ from agents.results import Attempt, CascadeResult
 from .audit import AuditStore
 from .cascade import Cascade
 from .config import Settings, load_settings
+from .jobs import Jobs
 
 __all__ = [
     "Attempt", "AuditStore", "Cascade", "CascadeError", "CascadeResult", "ConfigError", "InvalidInputError",
-    "InvalidOutputError", "ModelError", "ModelFileError", "ModelTimeoutError", "Settings", "StorageError",
+    "InvalidOutputError", "Jobs", "ModelError", "ModelFileError", "ModelTimeoutError", "Settings", "StorageError",
     "TierUnreachableError", "UnknownTaskError", "UserError", "load_settings",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -129,7 +130,10 @@ def _safe_url(url: str) -> str:
 
 
 def _attempt_record(seq: int, a: Attempt) -> AttemptRecord:
-    return AttemptRecord(seq=seq, **a.model_dump())
+    record = AttemptRecord(seq=seq, **a.model_dump())
+    if record.threshold is not None and not math.isfinite(record.threshold):
+        record.threshold = None  # a calibration that escalates everything; its reason says so
+    return record
 
 
 def _run_dict(r: RunRecord, with_attempts: bool) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import time
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from agents.errors import CascadeError, ConfigError, InvalidInputError, UnknownT
 from agents.results import Attempt, CascadeResult
 
 from .audit import AuditStore, text_hash
+from .calibration import ArtifactStore, CalibrationArtifact
 from .config import KNOWN_TASKS, LitellmTier, LlamaCppTier, Settings, load_settings
 from .graph import CascadeContext, TierHandle, build_graph
 from .models import file_sha256, resolve_model_path
@@ -39,6 +40,8 @@ class Cascade:
         if unknown:
             raise ConfigError(f"backends given for unknown tier(s) {sorted(unknown)}")
         self._tiers = [self._handle(t) for t in settings.tiers]
+        self._artifacts = ArtifactStore(settings.data_dir)
+        self._calibrations: dict[tuple, tuple[CalibrationArtifact | None, str]] = {}
         self._graph = build_graph()
         self._config_hash = hashlib.sha256(
             json.dumps(settings.model_dump(mode="json", include={"tiers", "tasks"}), sort_keys=True).encode()
@@ -84,7 +87,7 @@ class Cascade:
         start_tier = attempts[-1].tier_index + 1 if attempts else 0
         started = time.perf_counter()
         context = CascadeContext(tiers=self._tiers, run_task=run_task, prompt_version=prompt_version,
-                                 threshold=threshold)
+                                 threshold=threshold, calibration=partial(self._calibration, task, prompt_version))
         initial = {"payload": payload, "tier_index": start_tier, "attempts": attempts,
                    "stop_after_tier": stop_after_tier}
         try:
@@ -102,6 +105,20 @@ class Cascade:
                                **state["final"])
         self.audit.finish_run(result)
         return result
+
+    def _calibration(self, task: str, prompt_version: str, tier: TierHandle,
+                     labels: list[str]) -> tuple[CalibrationArtifact | None, str]:
+        """The newest calibration artifact for this task, tier model, prompt and label set (cached:
+        artifacts are fitted offline; a new one is picked up by a new Cascade)."""
+        key = (task, prompt_version, tier.name, tuple(labels))
+        if key not in self._calibrations:
+            model_hash = tier.model_file_hash()
+            artifact = model_hash and self._artifacts.latest(task, model_hash, prompt_version, labels)
+            why = "" if artifact else (
+                self._artifacts.why_none(task, model_hash, prompt_version, labels) if model_hash
+                else "tier has no model file hash to match a calibration artifact; using the configured threshold")
+            self._calibrations[key] = (artifact or None, why)
+        return self._calibrations[key]
 
     def _pending_attempts(self, run_id: str, task: str, text: str) -> list[Attempt]:
         run = self.audit.get_run(run_id)

@@ -7,6 +7,17 @@ Environment variables (all optional):
   CASCADE_DATABASE_URL  SQLAlchemy URL of the audit store (default: SQLite in the data dir)
   CASCADE_TIERS         the model ladder as JSON (normally given in the YAML file)
   CASCADE_TASKS         per-task settings as JSON (normally given in the YAML file)
+  CASCADE_BATCH_MODE    how `cascade batch submit` runs a job: embedded (in this process, default)
+                        or distributed (on Celery workers started with `cascade worker`)
+  CASCADE_BROKER_URL    Celery broker of distributed jobs (default redis://127.0.0.1:6379/0;
+                        RabbitMQ: amqp://guest:guest@127.0.0.1:5672//)
+  CASCADE_BATCH_MAX_ESCALATION_SHARE  default share of a job's items that may go past tier 1 (0..1)
+  CASCADE_BATCH_MAX_FILE_MB, CASCADE_BATCH_MAX_ROW_KB  input limits of a batch file and of one row
+  CASCADE_BATCH_MAX_RETRIES, CASCADE_BATCH_RETRY_BACKOFF_S  provider errors: retries and first backoff
+  CASCADE_BATCH_STORAGE_RETRIES  database errors: retries before an item is given up to the sweeper
+  CASCADE_BATCH_ITEM_LEASE_S  an item handed to a worker and unfinished after this long is re-sent
+  CASCADE_BATCH_WINDOW  items of one job in flight at once (distributed mode)
+  CASCADE_BATCH_SWEEP_INTERVAL_S  how often a worker looks for jobs to dispatch and advance
 """
 
 from __future__ import annotations
@@ -101,6 +112,18 @@ class Settings(BaseSettings):
     database_url: str | None = None
     tiers: list[Tier] = Field(min_length=1)
     tasks: dict[str, TaskSettings] = Field(default_factory=lambda: {t: TaskSettings() for t in KNOWN_TASKS})
+    # Batch jobs (orchestrator/jobs.py, workers/).
+    batch_mode: Literal["embedded", "distributed"] = "embedded"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    batch_max_escalation_share: float = Field(default=1.0, ge=0.0, le=1.0)
+    batch_max_file_mb: float = Field(default=64.0, gt=0)
+    batch_max_row_kb: float = Field(default=256.0, gt=0)
+    batch_max_retries: int = Field(default=4, ge=0)
+    batch_retry_backoff_s: float = Field(default=2.0, ge=0)
+    batch_storage_retries: int = Field(default=12, ge=0)
+    batch_item_lease_s: float = Field(default=300.0, gt=0)
+    batch_window: int = Field(default=32, ge=1)
+    batch_sweep_interval_s: float = Field(default=1.0, gt=0)
 
     @field_validator("tiers")
     @classmethod

@@ -17,6 +17,8 @@ from agents.errors import InvalidOutputError, ModelError
 from agents.results import Attempt, TierOutput
 from routers import decide
 
+from .calibration import CalibrationArtifact, apply_artifact, threshold_for
+
 
 @dataclass(frozen=True)
 class TierHandle:
@@ -37,7 +39,10 @@ class CascadeContext:
     tiers: list[TierHandle]
     run_task: Callable[[Any, dict[str, Any]], TierOutput]  # (backend, payload) -> TierOutput
     prompt_version: str
-    threshold: float
+    threshold: float  # the configured default, when no calibration artifact applies
+    # (tier, labels) -> (artifact or None, why none): the calibration that turns this tier's label
+    # probabilities into a calibrated confidence and a fitted threshold
+    calibration: Callable[[TierHandle, list[str]], tuple[CalibrationArtifact | None, str]]
 
 
 class CascadeState(TypedDict, total=False):
@@ -70,7 +75,9 @@ def attempt(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeSta
     record.latency_ms = _ms_since(started)
     record.answer = output.answer
     record.label_probs = output.label_probs
-    record.confidence = output.confidence
+    record.confidence = record.raw_confidence = output.confidence
+    if output.label_probs:
+        _calibrate(record, *ctx.calibration(tier, state["payload"]["labels"]))
     record.tokens_in, record.tokens_out = output.tokens_in, output.tokens_out
     # Remote backends price their own calls; local tiers cost what their configured prices say.
     record.cost = output.cost or tier.token_cost(output.tokens_in, output.tokens_out)
@@ -79,12 +86,23 @@ def attempt(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeSta
     return {"attempts": [*state.get("attempts", []), record]}
 
 
+def _calibrate(record: Attempt, artifact: CalibrationArtifact | None, why_none: str) -> None:
+    """Replace the raw confidence and default threshold with the artifact's, and name it."""
+    if artifact is None:
+        record.calibration = why_none
+        return
+    record.answer, record.confidence = apply_artifact(artifact, record.label_probs)
+    record.threshold = threshold_for(artifact, record.answer).value
+    record.calibration = f"{artifact.id} ({artifact.method}, {artifact.policy})"
+
+
 def assess(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeState:
     """Accept the latest attempt, or escalate it to the next tier; the router says why."""
     ctx = runtime.context
     attempts = list(state["attempts"])
     index = state.get("tier_index", 0)
-    decision, reason = decide(attempts[-1], ctx.threshold, is_last_tier=index == len(ctx.tiers) - 1)
+    last = attempts[-1]
+    decision, reason = decide(last, last.threshold, is_last_tier=index == len(ctx.tiers) - 1)
     attempts[-1] = attempts[-1].model_copy(update={"decision": decision, "reason": reason})
     update: CascadeState = {"attempts": attempts, "route": decision}
     if decision == "escalate":
