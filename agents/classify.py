@@ -16,7 +16,7 @@ import numpy as np
 from agents.errors import InvalidInputError, InvalidOutputError
 from agents.results import TierOutput
 
-PROMPT_VERSION = "classify-v1"
+PROMPT_VERSION = "classify-v2"
 ITEM = "{item}"  # where the item's text goes in the messages; backends splice it in at token level
 
 SYSTEM = "You are a text classifier. Answer with exactly one of the allowed labels and nothing else."
@@ -49,16 +49,28 @@ def validate_text(text) -> str:
     return text
 
 
-def messages(labels: list[str], text: str = ITEM) -> list[dict[str, str]]:
+def messages(labels: list[str], item: str = ITEM) -> list[dict[str, str]]:
     """The chat messages of the prompt. The label list comes before the item so it is part of the
-    fixed prefix that a local backend evaluates once and reuses."""
+    fixed prefix that a local backend evaluates once and reuses; `item` is the `item_block`."""
     allowed = "\n".join(f"- {label}" for label in labels)
-    user = f"Allowed labels:\n{allowed}\n\nText:\n{text}\n\nAnswer with one allowed label."
+    user = f"Allowed labels:\n{allowed}\n\n{item}\n\nAnswer with one allowed label."
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def classify_by_scoring(backend, text: str, labels: list[str]) -> TierOutput:
-    scored = backend.score(messages(labels), text, labels)
+def item_block(text: str, demonstrations: list[tuple[str, str]] = ()) -> str:
+    """The per-item part of the prompt: labelled demonstrations (if any), then the text. Both are
+    data: a backend never parses them for special tokens."""
+    shown = "".join(f"Text:\n{demo}\nLabel: {label}\n\n" for demo, label in demonstrations)
+    intro = "Labelled examples:\n\n" + shown + "Now the text to classify.\n" if demonstrations else ""
+    return f"{intro}Text:\n{text}"
+
+
+def prompt_version(demonstrations: list[tuple[str, str]] = ()) -> str:
+    return f"{PROMPT_VERSION}+demos{len(demonstrations)}" if demonstrations else PROMPT_VERSION
+
+
+def classify_by_scoring(backend, item: str, labels: list[str]) -> TierOutput:
+    scored = backend.score(messages(labels), item, labels)
     logprobs = np.asarray(scored.logprobs, dtype=float)
     probs = np.exp(logprobs - logprobs.max())
     probs /= probs.sum()
@@ -76,8 +88,8 @@ def answer_schema(labels: list[str]) -> dict:
             "required": ["label"], "additionalProperties": False}
 
 
-def classify_by_completion(backend, text: str, labels: list[str]) -> TierOutput:
-    completion = backend.complete(messages(labels, text), schema=answer_schema(labels))
+def classify_by_completion(backend, item: str, labels: list[str]) -> TierOutput:
+    completion = backend.complete(messages(labels, item), schema=answer_schema(labels))
     answer, span = _parse_answer(completion.text, labels)
     if answer is None:
         raise InvalidOutputError(f"answer {completion.text[:80]!r} is none of the allowed labels")
@@ -113,10 +125,12 @@ def span_probability(tokens: list[tuple[str, float]], span: tuple[int, int]) -> 
 
 
 def classify(backend, payload: dict) -> TierOutput:
-    """Run one tier on a classification payload {text, labels}, whichever kind of backend it is."""
+    """Run one tier on a classification payload {text, labels, demonstrations?}, whichever kind of
+    backend it is."""
+    item = item_block(payload["text"], payload.get("demonstrations", ()))
     if hasattr(backend, "score"):
-        return classify_by_scoring(backend, payload["text"], payload["labels"])
-    return classify_by_completion(backend, payload["text"], payload["labels"])
+        return classify_by_scoring(backend, item, payload["labels"])
+    return classify_by_completion(backend, item, payload["labels"])
 
 
 def match_label(output: str, labels: list[str]) -> str | None:

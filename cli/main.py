@@ -14,6 +14,7 @@ from rich.table import Table
 
 from agents.errors import CascadeError, UserError
 from agents.results import CascadeResult
+from cli.calibrate import calibrate
 
 app = typer.Typer(help="Run tasks on a small local model first; escalate only when it must.", no_args_is_help=True)
 audit_app = typer.Typer(help="Read the audit log.", no_args_is_help=True)
@@ -22,6 +23,8 @@ app.add_typer(audit_app, name="audit")
 bench_app = typer.Typer(help="Benchmarks of the cascade's own cost (results go in docs/benchmarks.md).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
+
+app.command("calibrate")(calibrate)
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # error text stays on one line for grep and logs

@@ -82,6 +82,14 @@ class AuditStore:
 
         self._write(write)
 
+    def note_params(self, run_id: str, **values: Any) -> None:
+        """Add facts learned after a run finished (e.g. the example it taught) to its parameters."""
+        def write(session: Session) -> None:
+            run = session.get(RunRecord, run_id)
+            run.params = {**run.params, **values}
+
+        self._write(write)
+
     def list_runs(self, limit: int = 20, task: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
         query = select(RunRecord).order_by(RunRecord.started_at.desc()).limit(limit)
         if task:

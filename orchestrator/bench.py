@@ -53,7 +53,7 @@ def overhead(n_items: int = 200, labels: list[str] | None = None, config: Path |
                 for which in order:
                     started = time.perf_counter()
                     if which == 0:
-                        backend.score(classification.messages(labels), text, labels)
+                        backend.score(classification.messages(labels), classification.item_block(text), labels)
                         bare.append(time.perf_counter() - started)
                     else:
                         cascade.classify(text, labels)
@@ -89,7 +89,7 @@ def prefix_reuse(n_items: int = 100, labels: list[str] | None = None, config: Pa
                 if not reuse:
                     backend.forget_prefix()
                 started = time.perf_counter()
-                scored = backend.score(prompt, text, labels)
+                scored = backend.score(prompt, classification.item_block(text), labels)
                 times.append(time.perf_counter() - started)
                 tokens.append(scored.tokens_in)
             key = f"{name}_{'reuse' if reuse else 'no_reuse'}"

@@ -14,16 +14,15 @@ from agents import classify as classification
 from agents.backends.litellm_backend import LitellmBackend, LitellmOptions
 from agents.errors import CascadeError, ConfigError, InvalidInputError, UnknownTaskError
 from agents.results import Attempt, CascadeResult
+from agents.retrieval import Example, ExampleStore
 
 from .audit import AuditStore, text_hash
 from .calibration import ArtifactStore, CalibrationArtifact
-from .config import KNOWN_TASKS, LitellmTier, LlamaCppTier, Settings, load_settings
+from .config import KNOWN_TASKS, ExampleSettings, LitellmTier, LlamaCppTier, Settings, load_settings
 from .graph import CascadeContext, TierHandle, build_graph
 from .models import file_sha256, resolve_model_path
 
-_TASKS = {
-    "classify": (classification.classify, classification.PROMPT_VERSION),
-}
+_TASKS = {"classify": classification.classify}
 
 
 class Cascade:
@@ -42,6 +41,7 @@ class Cascade:
         self._tiers = [self._handle(t) for t in settings.tiers]
         self._artifacts = ArtifactStore(settings.data_dir)
         self._calibrations: dict[tuple, tuple[CalibrationArtifact | None, str]] = {}
+        self._examples: ExampleStore | None = None
         self._graph = build_graph()
         self._config_hash = hashlib.sha256(
             json.dumps(settings.model_dump(mode="json", include={"tiers", "tasks"}), sort_keys=True).encode()
@@ -54,6 +54,8 @@ class Cascade:
 
     def close(self) -> None:
         self.audit.close()
+        if self._examples is not None:
+            self._examples.close()
 
     def __enter__(self) -> "Cascade":
         return self
@@ -66,8 +68,9 @@ class Cascade:
         return self.run("classify", text=text, labels=labels)
 
     def run(self, task: str, *, stop_after_tier: int | None = None, resume_run_id: str | None = None,
-            **payload: Any) -> CascadeResult:
-        """Run one task through the ladder and record it.
+            learn: bool | None = None, **payload: Any) -> CascadeResult:
+        """Run one task through the ladder and record it. `learn=False` keeps this item out of the
+        example store whatever the task's settings say.
 
         Two-phase batches use the keywords: `stop_after_tier=0` pauses an item that would escalate
         past tier 0 (outcome "pending"); `resume_run_id=` continues that same run on the next tier.
@@ -76,12 +79,16 @@ class Cascade:
             raise UnknownTaskError(f"unknown task {task!r}; known tasks: {', '.join(KNOWN_TASKS)}")
         text = classification.validate_text(payload.get("text"))
         labels = classification.validate_labels(payload.get("labels"))
-        payload = {"text": text, "labels": labels}
-        run_task, prompt_version = _TASKS[task]
-        threshold = self.settings.task(task).threshold
+        task_settings = self.settings.task(task)
+        shown = self._demonstrations(task, text, labels, task_settings.examples)
+        demos = [(e.text, e.label) for e in shown]
+        payload = {"text": text, "labels": labels, "demonstrations": demos}
+        run_task, prompt_version = _TASKS[task], classification.prompt_version(demos)
+        threshold = task_settings.threshold
+        params = {"labels": labels, "demonstrations": [e.id for e in shown]}
 
         if resume_run_id is None:
-            run_id, attempts = self.audit.start_run(task, text, {"labels": labels}, self._config_hash), []
+            run_id, attempts = self.audit.start_run(task, text, params, self._config_hash), []
         else:
             run_id, attempts = resume_run_id, self._pending_attempts(resume_run_id, task, text)
         start_tier = attempts[-1].tier_index + 1 if attempts else 0
@@ -104,7 +111,34 @@ class Cascade:
         result = CascadeResult(run_id=run_id, task=task, attempts=attempts, latency_ms=_ms_since(started),
                                **state["final"])
         self.audit.finish_run(result)
+        if learn is not False and task_settings.examples.learn:
+            self._learn(task, text, result, task_settings.examples.learn_min_confidence)
         return result
+
+    @property
+    def examples(self) -> ExampleStore:
+        """The store of labelled examples (Qdrant: local in the data dir, or the configured server)."""
+        if self._examples is None:
+            self._examples = ExampleStore(path=self.settings.data_dir / "qdrant", url=self.settings.qdrant_url)
+        return self._examples
+
+    def _demonstrations(self, task: str, text: str, labels: list[str], settings: ExampleSettings) -> list[Example]:
+        local_store_missing = self.settings.qdrant_url is None and not (self.settings.data_dir / "qdrant").exists()
+        if settings.k == 0 or (self._examples is None and local_store_missing):
+            return []  # nothing stored yet: no need to load the embedding model
+        nearest = self.examples.nearest(task, text, settings.k, labels=labels)
+        return list(reversed(nearest)) if settings.order == "nearest_last" else nearest
+
+    def _learn(self, task: str, text: str, result: CascadeResult, min_confidence: float) -> None:
+        """Keep a higher tier's confident answer as a demonstration for the small model next time."""
+        final = result.attempts[-1]
+        if (result.outcome != "accepted" or final.tier_index == 0 or final.confidence is None
+                or final.confidence < min_confidence):
+            return
+        added = self.examples.add(task, [Example(text=text, label=result.answer, source=f"tier:{final.tier_name}",
+                                                 tier=final.tier_name, audit_id=result.run_id)])
+        if added:
+            self.audit.note_params(result.run_id, learned_example=added[0].id)
 
     def _calibration(self, task: str, prompt_version: str, tier: TierHandle,
                      labels: list[str]) -> tuple[CalibrationArtifact | None, str]:

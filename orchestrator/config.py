@@ -5,6 +5,7 @@ Environment variables (all optional):
   CASCADE_DATA_DIR      directory for the SQLite audit database, assembled models, Qdrant store
                         and calibration artifacts (default: the user's data dir for slm-cascade)
   CASCADE_DATABASE_URL  SQLAlchemy URL of the audit store (default: SQLite in the data dir)
+  CASCADE_QDRANT_URL    Qdrant server for the example store (default: local mode in the data dir)
   CASCADE_TIERS         the model ladder as JSON (normally given in the YAML file)
   CASCADE_TASKS         per-task settings as JSON (normally given in the YAML file)
   CASCADE_BATCH_MODE    how `cascade batch submit` runs a job: embedded (in this process, default)
@@ -101,8 +102,20 @@ class LitellmTier(_Strict):
 Tier = Annotated[LlamaCppTier | LitellmTier, Field(discriminator="kind")]
 
 
+class ExampleSettings(_Strict):
+    """Retrieved demonstrations for tier-1 prompts, and learning from escalations."""
+
+    k: int = Field(default=4, ge=0, le=16, description="nearest labelled examples shown to the model (0: none)")
+    order: Literal["nearest_last", "nearest_first"] = Field(
+        default="nearest_last", description="where the most similar example goes: next to the item, or first")
+    learn: bool = Field(default=True, description="store confident answers of higher tiers as new examples")
+    learn_min_confidence: float = Field(default=0.9, ge=0.0, le=1.0,
+                                        description="a higher tier's answer is learned at or above this confidence")
+
+
 class TaskSettings(_Strict):
     threshold: float = Field(default=0.6, ge=0.0, le=1.0, description="accept a tier's answer at or above this confidence")
+    examples: ExampleSettings = ExampleSettings()
 
 
 class Settings(BaseSettings):
@@ -110,6 +123,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(user_data_dir("slm-cascade"))
     database_url: str | None = None
+    qdrant_url: str | None = None  # a Qdrant server for the example store; default: local mode in the data dir
     tiers: list[Tier] = Field(min_length=1)
     tasks: dict[str, TaskSettings] = Field(default_factory=lambda: {t: TaskSettings() for t in KNOWN_TASKS})
     # Batch jobs (orchestrator/jobs.py, workers/).

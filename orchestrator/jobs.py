@@ -306,6 +306,7 @@ class Jobs:
         if job["status"] == "loading":
             raise InvalidInputError(f"job {job_id} is still loading its rows")
         owner = f"embedded:{socket.gethostname()}:{os.getpid()}"
+        shown = 0.0
         try:
             while True:
                 batch: list[tuple[int, str]] = []
@@ -319,8 +320,9 @@ class Jobs:
                 for item_id, expected in batch:
                     self._run_inline(item_id, expected)
                     self.store.acquire_lease(job_id, owner, 60.0)
-                    if on_progress:
+                    if on_progress and time.monotonic() - shown > 0.25:
                         on_progress(self.progress(job_id))
+                        shown = time.monotonic()
         finally:
             self.store.release_lease(job_id, owner)
         summary = self.status(job_id)

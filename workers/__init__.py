@@ -1,2 +1,7 @@
-"""Celery workers for batch jobs: thin, idempotent tasks that pass ids (not built yet: the batch
-issue adds the Celery app here; the cascade runs embedded through the SDK until then)."""
+"""Celery workers for batch jobs (`cascade worker`, or `celery -A workers.app worker`).
+
+Thin, idempotent tasks that pass item ids, never objects (`workers.tasks.process_item`), and a
+sweeper thread in each worker that dispatches the items of distributed jobs from the job store
+and re-sends items whose message or worker was lost (`workers.sweeper`). All the logic is the
+orchestrator's job layer (`orchestrator.jobs.Jobs`), shared with the embedded executor.
+"""

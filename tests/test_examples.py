@@ -1,0 +1,106 @@
+"""Retrieved demonstrations and learning from escalations, with the real embedding model and Qdrant."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from agents.backends import FakeScoringBackend
+from agents.retrieval import Embedder, Example, ExampleStore
+from orchestrator import Cascade
+from tests.conftest import write_config
+
+LABELS = ["lost or stolen card", "card arrival"]
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return Embedder()
+
+
+@pytest.fixture
+def store(tmp_path, embedder):
+    s = ExampleStore(path=tmp_path / "qdrant", embedder=embedder)
+    yield s
+    s.close()
+
+
+def seed(store):
+    return store.add("classify", [
+        Example(text="Someone stole my wallet with my bank card", label="lost or stolen card", source="seed"),
+        Example(text="When will the card you posted reach me?", label="card arrival", source="seed"),
+        Example(text="What is the euro to dollar rate today", label="exchange rate", source="seed"),
+    ])
+
+
+def test_nearest_examples_come_first_and_respect_the_label_set(store):
+    seed(store)
+    hits = store.nearest("classify", "my card was stolen on the train", k=2, labels=LABELS)
+    assert [h.label for h in hits] == ["lost or stolen card", "card arrival"]
+    assert hits[0].score > hits[1].score
+    assert all(h.label in LABELS for h in store.nearest("classify", "euro rate", k=3, labels=LABELS))
+
+
+def test_near_duplicates_are_stored_once(store):
+    seed(store)
+    again = store.add("classify", [Example(text="Someone stole my wallet with my bank card", label="lost or stolen card", source="x")])
+    assert again == [] and store.count("classify") == 3
+
+
+def test_removing_an_example_removes_it_from_retrieval(store):
+    added = seed(store)
+    stolen = next(e for e in added if e.label == "lost or stolen card")
+    assert store.remove("classify", [stolen.id]) == 1
+    hits = store.nearest("classify", "my card was stolen", k=3)
+    assert stolen.id not in {h.id for h in hits} and store.count("classify") == 2
+
+
+def test_bad_example_is_rejected(store):
+    from agents.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="needs a text and a label"):
+        store.add("classify", [Example(text="  ", label="x", source="t")])
+
+
+def scores(p_first: float) -> dict[str, float]:
+    return {LABELS[0]: math.log(p_first), LABELS[1]: math.log(1 - p_first)}
+
+
+def cascade_with(tmp_path, t0, t1, embedder, k=2):
+    tiers = [{"name": "t0", "kind": "llama_cpp", "model_path": "x.gguf"},
+             {"name": "t1", "kind": "llama_cpp", "model_path": "y.gguf"}]
+    config = write_config(tmp_path / "c.yaml", tiers, threshold=0.8)
+    config.write_text(config.read_text().replace("threshold: 0.8", f"threshold: 0.8\n    examples: {{k: {k}}}"))
+    cascade = Cascade.from_config(config, data_dir=str(tmp_path / "data"), backends={"t0": t0, "t1": t1})
+    cascade._examples = ExampleStore(path=tmp_path / "data" / "qdrant", embedder=embedder)
+    return cascade
+
+
+def test_a_learned_example_changes_the_next_similar_items_prompt(tmp_path, embedder):
+    t0 = FakeScoringBackend([scores(0.6), scores(0.6)])
+    t1 = FakeScoringBackend([scores(0.97), scores(0.97)])
+    with cascade_with(tmp_path, t0, t1, embedder) as cascade:
+        first = cascade.classify("My debit card was stolen from my bag", LABELS)
+        second = cascade.classify("My credit card got stolen from my car", LABELS)
+        run = cascade.audit.get_run(first.run_id)
+        second_run = cascade.audit.get_run(second.run_id)
+    assert first.tier_name == "t1" and "Labelled examples" not in t0.calls[0]["item"]
+    learned = run["params"]["learned_example"]
+    assert learned and "My debit card was stolen from my bag\nLabel: lost or stolen card" in t0.calls[1]["item"]
+    assert second_run["params"]["demonstrations"] == [learned]
+    assert second.attempts[0].prompt_version.endswith("+demos1")
+
+
+def test_learn_false_keeps_an_item_out_of_the_store(tmp_path, embedder):
+    t0, t1 = FakeScoringBackend([scores(0.6)]), FakeScoringBackend([scores(0.97)])
+    with cascade_with(tmp_path, t0, t1, embedder) as cascade:
+        result = cascade.run("classify", text="confidential: card stolen", labels=LABELS, learn=False)
+        assert result.tier_name == "t1" and cascade.examples.count("classify") == 0
+
+
+def test_unconfident_higher_tier_answers_are_not_learned(tmp_path, embedder):
+    t0, t1 = FakeScoringBackend([scores(0.6)]), FakeScoringBackend([scores(0.85)])
+    with cascade_with(tmp_path, t0, t1, embedder) as cascade:
+        cascade.classify("my card is gone", LABELS)
+        assert cascade.examples.count("classify") == 0

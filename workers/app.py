@@ -1,0 +1,64 @@
+"""The Celery app of batch jobs: broker from the project's settings (CASCADE_BROKER_URL), no result backend.
+
+Start a worker with `cascade worker` or `celery -A workers.app worker`; the worker reads the same
+settings as the SDK (CASCADE_CONFIG, CASCADE_DATA_DIR, CASCADE_DATABASE_URL, CASCADE_BATCH_*).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network: don't fetch litellm's price map
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from celery import Celery  # noqa: E402
+from celery.signals import worker_init, worker_ready, worker_shutdown  # noqa: E402
+
+from orchestrator.config import load_settings  # noqa: E402
+
+log = logging.getLogger("workers")
+
+_settings = load_settings()
+
+app = Celery("slm_cascade", broker=_settings.broker_url, include=["workers.tasks"])
+app.conf.update(
+    task_acks_late=True,  # the tasks are idempotent: a message is acknowledged only after its item ran
+    task_reject_on_worker_lost=True,  # a killed pool process puts its message back
+    worker_prefetch_multiplier=1,  # hold one message per process: a killed worker strands few
+    task_ignore_result=True,  # results live in the job store
+    task_default_queue="cascade-batch",
+    broker_connection_retry_on_startup=True,
+    broker_connection_max_retries=None,  # wait out a broker restart
+    broker_transport_options={"visibility_timeout": 3600},
+    worker_hijack_root_logger=False,
+    worker_send_task_events=False,
+)
+
+_sweeper = None
+
+
+@worker_init.connect
+def _share_cores(sender=None, **_):
+    """Before the pool forks: tell each process how many of the machine's cores are its own."""
+    processes = getattr(sender, "concurrency", None) or 1
+    if getattr(sender, "pool_cls", None) and "solo" in str(sender.pool_cls).lower():
+        processes = 1
+    os.environ.setdefault("CASCADE_WORKER_PROCESSES", str(processes))
+
+
+@worker_ready.connect
+def _start_sweeper(sender=None, **_):
+    global _sweeper
+    from .sweeper import Sweeper
+
+    owner = f"{getattr(sender, 'hostname', None) or socket.gethostname()}:{os.getpid()}"
+    _sweeper = Sweeper(owner)
+    _sweeper.start()
+
+
+@worker_shutdown.connect
+def _stop_sweeper(**_):
+    if _sweeper is not None:
+        _sweeper.stop()
