@@ -124,9 +124,17 @@ def span_probability(tokens: list[tuple[str, float]], span: tuple[int, int]) -> 
     return math.exp(total)
 
 
+def classify_by_encoder(backend, text: str, labels: list[str]) -> TierOutput:
+    probs = backend.predict_proba(text, labels)
+    best = max(probs, key=probs.get)
+    return TierOutput(answer=best, label_probs=probs, confidence=probs[best], raw_output=best)
+
+
 def classify(backend, payload: dict) -> TierOutput:
     """Run one tier on a classification payload {text, labels, demonstrations?}, whichever kind of
-    backend it is."""
+    backend it is: an encoder reads the raw text, a language model the prompt."""
+    if hasattr(backend, "predict_proba"):
+        return classify_by_encoder(backend, payload["text"], payload["labels"])
     item = item_block(payload["text"], payload.get("demonstrations", ()))
     if hasattr(backend, "score"):
         return classify_by_scoring(backend, item, payload["labels"])

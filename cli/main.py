@@ -20,6 +20,8 @@ app = typer.Typer(help="Run tasks on a small local model first; escalate only wh
 audit_app = typer.Typer(help="Read the audit log.", no_args_is_help=True)
 models_app = typer.Typer(help="Model tiers: serve the local ones.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+examples_app = typer.Typer(help="Labelled examples shown to the small model as demonstrations.", no_args_is_help=True)
+app.add_typer(examples_app, name="examples")
 bench_app = typer.Typer(help="Benchmarks of the cascade's own cost (results go in docs/benchmarks.md).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
@@ -178,7 +180,7 @@ def models_serve(
     """Start the local OpenAI-compatible server of each servable tier and keep it running."""
     from orchestrator import load_settings
     from orchestrator.models import stop_server
-    from orchestrator.serving import servable_tiers, start_tier_server
+    from orchestrator.serving import servable_tiers, server_log, start_tier_server
 
     try:
         settings = load_settings(config)
@@ -189,7 +191,7 @@ def models_serve(
         processes = []
         for t in tiers:
             processes.append(start_tier_server(settings, t))
-            out.print(f"serving tier {t.name} at {t.api_base} (log: {settings.data_dir / f'server-{t.name}.log'})")
+            out.print(f"serving tier {t.name} at {t.api_base} (log: {server_log(settings, t)})")
     except CascadeError as exc:
         _fail(exc)
     out.print("press Ctrl-C to stop")
@@ -202,6 +204,60 @@ def models_serve(
     finally:
         for p in processes:
             stop_server(p)
+
+
+TaskOpt = Annotated[str, typer.Option("--task", "-t", help="task the examples are for")]
+
+
+@examples_app.command("add")
+def examples_add(file: Annotated[Path, typer.Argument(help="JSONL or CSV with text and label")], task: TaskOpt = "classify",
+                 config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Seed the example store from a labelled file (near-duplicates are stored once)."""
+    from orchestrator.example_files import read_examples
+
+    try:
+        examples = read_examples(file)
+        with _cascade(config) as cascade:
+            added = cascade.examples.add(task, examples)
+            total = cascade.examples.count(task)
+    except CascadeError as exc:
+        _fail(exc)
+    summary = {"read": len(examples), "added": len(added), "near_duplicates": len(examples) - len(added), "total": total}
+    out.print_json(json.dumps(summary)) if as_json else out.print(
+        f"added {len(added)} of {len(examples)} examples ({len(examples) - len(added)} near-duplicates); {total} stored for {task}")
+
+
+@examples_app.command("list")
+def examples_list(task: TaskOpt = "classify", limit: Annotated[int, typer.Option(help="how many")] = 50,
+                  config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """List stored examples with their provenance."""
+    try:
+        with _cascade(config) as cascade:
+            examples = cascade.examples.list(task, limit=limit)
+    except CascadeError as exc:
+        _fail(exc)
+    if as_json:
+        out.print_json(json.dumps([e.model_dump() for e in examples]))
+        return
+    table = Table("id", "label", "text", "source", "audit run")
+    for e in examples:
+        table.add_row(e.id, e.label, e.text[:60], e.source, e.audit_id or "-")
+    out.print(table)
+
+
+@examples_app.command("remove")
+def examples_remove(ids: Annotated[list[str], typer.Argument(help="example ids")], task: TaskOpt = "classify",
+                    config: ConfigOpt = None) -> None:
+    """Remove examples by id."""
+    try:
+        with _cascade(config) as cascade:
+            removed = cascade.examples.remove(task, ids)
+    except CascadeError as exc:
+        _fail(exc)
+    if removed < len(ids):
+        err.print(f"removed {removed}; {len(ids) - removed} id(s) were not in the store")
+        raise typer.Exit(1)
+    out.print(f"removed {removed}")
 
 
 @bench_app.command("overhead")

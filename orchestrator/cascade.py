@@ -14,11 +14,12 @@ from agents import classify as classification
 from agents.backends.litellm_backend import LitellmBackend, LitellmOptions
 from agents.errors import CascadeError, ConfigError, InvalidInputError, UnknownTaskError
 from agents.results import Attempt, CascadeResult
-from agents.retrieval import Example, ExampleStore
+from agents.retrieval import Embedder, Example, ExampleStore
 
 from .audit import AuditStore, text_hash
 from .calibration import ArtifactStore, CalibrationArtifact
-from .config import KNOWN_TASKS, ExampleSettings, LitellmTier, LlamaCppTier, Settings, load_settings
+from .config import KNOWN_TASKS, EncoderTier, ExampleSettings, LitellmTier, LlamaCppTier, Settings, load_settings
+from .example_files import read_examples
 from .graph import CascadeContext, TierHandle, build_graph
 from .models import file_sha256, resolve_model_path
 
@@ -42,6 +43,7 @@ class Cascade:
         self._artifacts = ArtifactStore(settings.data_dir)
         self._calibrations: dict[tuple, tuple[CalibrationArtifact | None, str]] = {}
         self._examples: ExampleStore | None = None
+        self._embedder_model: Embedder | None = None
         self._graph = build_graph()
         self._config_hash = hashlib.sha256(
             json.dumps(settings.model_dump(mode="json", include={"tiers", "tasks"}), sort_keys=True).encode()
@@ -119,8 +121,15 @@ class Cascade:
     def examples(self) -> ExampleStore:
         """The store of labelled examples (Qdrant: local in the data dir, or the configured server)."""
         if self._examples is None:
-            self._examples = ExampleStore(path=self.settings.data_dir / "qdrant", url=self.settings.qdrant_url)
+            self._examples = ExampleStore(path=self.settings.data_dir / "qdrant", url=self.settings.qdrant_url,
+                                          embedder=self._embedder_model)
         return self._examples
+
+    def _embedder(self) -> Embedder:
+        """One embedding model per Cascade, shared by the example store and encoder tiers."""
+        if self._embedder_model is None:
+            self._embedder_model = self._examples.embedder if self._examples else Embedder()
+        return self._embedder_model
 
     def _demonstrations(self, task: str, text: str, labels: list[str], settings: ExampleSettings) -> list[Example]:
         local_store_missing = self.settings.qdrant_url is None and not (self.settings.data_dir / "qdrant").exists()
@@ -175,7 +184,21 @@ class Cascade:
                               price_per_1k=_local_prices(tier))
         if isinstance(tier, LlamaCppTier):
             return self._llama_handle(tier)
+        if isinstance(tier, EncoderTier):
+            return self._encoder_handle(tier)
         return self._litellm_handle(tier)
+
+    def _encoder_handle(self, tier: EncoderTier) -> TierHandle:
+        @cache
+        def backend():
+            from agents.backends.encoder import EncoderBackend, EncoderOptions
+
+            options = EncoderOptions(examples=read_examples(tier.examples_file), c=tier.c,
+                                     min_per_label=tier.min_per_label, cache_dir=self.settings.data_dir / "encoder")
+            return EncoderBackend(options, self._embedder())
+
+        return TierHandle(name=tier.name, model_id=f"encoder:{tier.examples_file.name}", backend=backend,
+                          model_file_hash=lambda: backend().file_hash)
 
     def _llama_handle(self, tier: LlamaCppTier) -> TierHandle:
         data_dir = self.settings.data_dir

@@ -99,7 +99,18 @@ class LitellmTier(_Strict):
         return self
 
 
-Tier = Annotated[LlamaCppTier | LitellmTier, Field(discriminator="kind")]
+class EncoderTier(_Strict):
+    """Sentence embeddings (bundled all-MiniLM-L6-v2) plus a logistic-regression head fitted on a
+    labelled file: milliseconds per item, for tasks with labelled data."""
+
+    kind: Literal["encoder"]
+    name: str = Field(min_length=1)
+    examples_file: Path = Field(description="JSONL or CSV with text and label columns")
+    c: float = Field(default=4.0, gt=0, description="inverse regularisation strength of the head")
+    min_per_label: int = Field(default=2, ge=1, description="labels with fewer examples escalate")
+
+
+Tier = Annotated[LlamaCppTier | LitellmTier | EncoderTier, Field(discriminator="kind")]
 
 
 class ExampleSettings(_Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 from agents.errors import ConfigError
 
@@ -23,13 +24,16 @@ def servable_tiers(settings: Settings, names: list[str] | None = None) -> list[L
     return tiers
 
 
+def server_log(settings: Settings, tier: LitellmTier) -> Path:
+    return settings.data_dir / f"server-{tier.name}-{tier.serve.port}.log"
+
+
 def start_tier_server(settings: Settings, tier: LitellmTier) -> subprocess.Popen:
     serve = tier.serve
     path = resolve_model_path(serve.model_path, settings.data_dir, tier_name=tier.name)
     alias = tier.model.split("/", 1)[-1]
     command = server_command(path, serve.host, serve.port, serve.n_ctx, alias, serve.chat_format)
-    log = settings.data_dir / f"server-{tier.name}.log"
-    return start_server(command, tier.api_base, log)
+    return start_server(command, tier.api_base, server_log(settings, tier))
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from orchestrator import load_settings  # noqa: E402
 from orchestrator.models import resolve_model_path  # noqa: E402
-from orchestrator.serving import start_tier_server  # noqa: E402
+from orchestrator.serving import server_log, start_tier_server  # noqa: E402
 from orchestrator.models import stop_server  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -59,7 +59,7 @@ def gemma_server(models_dir, tmp_path_factory):
     settings = load_settings(config, data_dir=str(models_dir))
     tier = settings.tiers[1]
     process = start_tier_server(settings, tier)
-    log = models_dir / f"server-{tier.name}.log"
+    log = server_log(settings, tier)
     yield {"port": port, "tier": gemma_tier(port), "log": log}
     stop_server(process)
 

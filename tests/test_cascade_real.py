@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agents.classify import PROMPT_VERSION
 from orchestrator import Cascade
 from tests.conftest import SMOL, write_config
 
@@ -38,7 +39,7 @@ def test_confident_item_stays_on_tier1(tmp_path, data_dir, database_url, gemma_s
     assert run["status"] == "accepted" and run["final_tier"] == "smollm2-135m"
     [attempt] = run["attempts"]
     assert attempt["decision"] == "accept" and "threshold" in attempt["reason"]
-    assert len(attempt["model_file_hash"]) == 64 and attempt["prompt_version"] == "classify-v1"
+    assert len(attempt["model_file_hash"]) == 64 and attempt["prompt_version"] == PROMPT_VERSION
     assert attempt["tokens_in"] > 20 and attempt["tokens_out"] > 0 and attempt["latency_ms"] > 0
     assert set(attempt["label_probs"]) == set(LABELS) and sum(attempt["label_probs"].values()) == pytest.approx(1)
     assert len(run["input_hash"]) == 64 and run["params"] == {"labels": LABELS}

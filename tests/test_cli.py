@@ -62,3 +62,23 @@ def test_malformed_config_exits_2(env, tmp_path):
     bad.write_text("tiers: [unclosed")
     result = cascade({**env, "CASCADE_CONFIG": str(bad)}, "audit", "list")
     assert result.exit_code == 2 and "not valid YAML" in result.output
+
+
+def test_examples_add_list_remove(env, tmp_path):
+    file = tmp_path / "seed.jsonl"
+    file.write_text('{"text": "my card was stolen", "label": "lost or stolen card"}\n'
+                    '{"text": "where is my new card", "label": "card arrival"}\n')
+    added = cascade(env, "examples", "add", str(file), "--json")
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.output) == {"read": 2, "added": 2, "near_duplicates": 0, "total": 2}
+    listed = json.loads(cascade(env, "examples", "list", "--json").output)
+    assert {e["label"] for e in listed} == {"lost or stolen card", "card arrival"} and listed[0]["source"] == str(file)
+    assert cascade(env, "examples", "remove", listed[0]["id"]).exit_code == 0
+    assert len(json.loads(cascade(env, "examples", "list", "--json").output)) == 1
+
+
+def test_examples_add_bad_row_names_it(env, tmp_path):
+    file = tmp_path / "bad.jsonl"
+    file.write_text('{"text": "ok", "label": "a"}\n{"text": "no label"}\n')
+    result = cascade(env, "examples", "add", str(file))
+    assert result.exit_code == 2 and "row 2: field 'label' is missing" in result.output

@@ -104,3 +104,20 @@ def test_unconfident_higher_tier_answers_are_not_learned(tmp_path, embedder):
     with cascade_with(tmp_path, t0, t1, embedder) as cascade:
         cascade.classify("my card is gone", LABELS)
         assert cascade.examples.count("classify") == 0
+
+
+def test_encoder_tier_answers_from_its_fitted_head(tmp_path, embedder):
+    examples = tmp_path / "labelled.jsonl"
+    rows = [("my card was stolen", "lost or stolen card"), ("someone took my card", "lost or stolen card"),
+            ("I lost my bank card", "lost or stolen card"), ("when will my card arrive", "card arrival"),
+            ("my new card has not come yet", "card arrival"), ("how long is card delivery", "card arrival")]
+    examples.write_text("".join(f'{{"text": "{t}", "label": "{l}"}}\n' for t, l in rows))
+    tiers = [{"name": "encoder", "kind": "encoder", "examples_file": str(examples)}]
+    with Cascade.from_config(write_config(tmp_path / "c.yaml", tiers, threshold=0.0), data_dir=str(tmp_path / "d")) as cascade:
+        cascade._embedder_model = embedder
+        result = cascade.classify("a thief stole my debit card", LABELS)
+        unknown = cascade.classify("what is the exchange rate", ["exchange rate", "card arrival"])
+    attempt = result.attempts[0]
+    assert result.answer == "lost or stolen card" and attempt.model_id == "encoder:labelled.jsonl"
+    assert sum(attempt.label_probs.values()) == pytest.approx(1) and len(attempt.model_file_hash) == 64
+    assert unknown.outcome == "unresolved" and "too few examples of ['exchange rate']" in unknown.reason

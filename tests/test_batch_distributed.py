@@ -1,0 +1,222 @@
+"""Distributed batch jobs on real Celery worker processes, real Redis and real PostgreSQL, with
+the real SmolLM2 as tier 1; and the faults a job must survive: a SIGKILLed worker, a Redis
+restart, PostgreSQL refusing connections. Each ends with exactly one result per row."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+import typer
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from agents.errors import StorageError
+from cli.batch import batch_app
+from orchestrator import Jobs
+from orchestrator.audit_models import RunRecord
+from orchestrator.job_models import JobItemRecord, JobItemRunRecord
+from tests.conftest import PG_ADMIN, SMOL, write_config
+
+pytestmark = pytest.mark.postgres
+
+REPO = Path(__file__).resolve().parent.parent
+CELERY = str(Path(sys.executable).with_name("celery"))
+REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
+               "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]
+TEXTS = ["WINNER! Claim your free prize now", "Lunch at noon?", "URGENT: account suspended, click here",
+         "See you tomorrow", "Free ringtones, text GO now", "Pick up milk please"]
+
+
+def redis_up() -> bool:
+    ping = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "ping"], capture_output=True, text=True)
+    return ping.stdout.strip() == "PONG"
+
+
+def ensure_redis() -> None:
+    if not redis_up():
+        subprocess.run(REDIS_START, check=True)
+        for _ in range(50):
+            if redis_up():
+                return
+            time.sleep(0.1)
+
+
+class Cluster:
+    """Worker processes (each in its own process group) sharing one test's database and broker."""
+
+    def __init__(self, tmp_path: Path, data_dir: Path, database_url: str) -> None:
+        ensure_redis()
+        db = random.randint(1, 15)
+        subprocess.run(["redis-cli", "-n", str(db), "flushdb"], check=True, capture_output=True)
+        self.config = write_config(tmp_path / "c.yaml", [{**SMOL, "n_threads": 1}], threshold=0.0)
+        self.database_url = database_url
+        self.env = {**os.environ, "CASCADE_CONFIG": str(self.config), "CASCADE_DATA_DIR": str(data_dir),
+                    "CASCADE_DATABASE_URL": database_url, "CASCADE_BROKER_URL": f"redis://127.0.0.1:6379/{db}",
+                    "CASCADE_BATCH_MODE": "distributed", "CASCADE_BATCH_SWEEP_INTERVAL_S": "0.3",
+                    "CASCADE_BATCH_ITEM_LEASE_S": "8", "CASCADE_BATCH_RETRY_BACKOFF_S": "0.3"}
+        self.tmp_path = tmp_path
+        self.workers: list[subprocess.Popen] = []
+        # The test's own view of the store (created first: the workers find the schema migrated).
+        self.jobs = Jobs.from_config(self.config, data_dir=str(data_dir), database_url=database_url)
+
+    def start_worker(self, pool: str = "solo", concurrency: int = 1) -> subprocess.Popen:
+        n = len(self.workers)
+        log = (self.tmp_path / f"worker{n}.log").open("wb")
+        worker = subprocess.Popen(
+            [CELERY, "-A", "workers.app", "worker", f"--pool={pool}", f"--concurrency={concurrency}", "-n",
+             f"w{n}@%h", "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.workers.append(worker)
+        return worker
+
+    def kill(self, worker: subprocess.Popen, sig=signal.SIGKILL) -> None:
+        try:
+            os.killpg(worker.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self) -> None:
+        for w in self.workers:
+            self.kill(w, signal.SIGTERM)
+        for w in self.workers:
+            try:
+                w.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill(w)
+                w.wait()
+        self.jobs.close()
+
+    def submit(self, n: int) -> str:
+        path = self.tmp_path / "in.jsonl"
+        with path.open("w") as f:
+            for i in range(n):
+                f.write(json.dumps({"id": f"m{i}", "text": f"{TEXTS[i % len(TEXTS)]} ({i})"}) + "\n")
+        return self.jobs.submit(path, "classify", labels=["spam", "ham"])
+
+    def wait_until(self, job_id: str, finished: int, timeout: float) -> dict:
+        """Poll the job (riding out a database that refuses connections) until `finished` items are."""
+        deadline = time.monotonic() + timeout
+        progress: dict = {}
+        while time.monotonic() < deadline:
+            try:
+                progress = self.jobs.progress(job_id)
+            except StorageError:
+                time.sleep(0.5)
+                continue
+            if progress["finished"] >= finished and (finished < progress["total"] or progress["status"] == "done"):
+                return progress
+            time.sleep(0.3)
+        logs = "\n".join((self.tmp_path / f"worker{i}.log").read_text(errors="replace")[-3000:]
+                         for i in range(len(self.workers)))
+        raise AssertionError(f"job {job_id} stuck at {progress} after {timeout} s; worker logs:\n{logs}")
+
+    def assert_one_result_per_row(self, job_id: str, n: int) -> dict:
+        """Every row ended done, once, with an accepted audit run of its own; returns some counts."""
+        rows = list(self.jobs.results(job_id))
+        assert [r["row"] for r in rows] == list(range(1, n + 1))
+        assert all(r["status"] == "done" and r["answer"] in ("spam", "ham") for r in rows), \
+            [r for r in rows if r["status"] != "done"][:3]
+        assert len({r["run_id"] for r in rows}) == n
+        with self.jobs.store._tx() as s:
+            item_ids = select(JobItemRecord.id).where(JobItemRecord.job_id == job_id)
+            items = s.scalar(select(func.count()).where(JobItemRecord.job_id == job_id))
+            runs = s.execute(select(RunRecord.status, func.count()).join(
+                JobItemRunRecord, JobItemRunRecord.run_id == RunRecord.id).where(
+                JobItemRunRecord.item_id.in_(item_ids)).group_by(RunRecord.status)).all()
+            final_runs = s.scalar(select(func.count()).select_from(RunRecord).where(
+                RunRecord.id.in_([r["run_id"] for r in rows]), RunRecord.status == "accepted"))
+            all_runs = dict(s.execute(select(RunRecord.status, func.count()).group_by(RunRecord.status)).all())
+        assert items == n and final_runs == n
+        summary = self.jobs.status(job_id)
+        assert summary["done"] == n and summary["status"] == "done"
+        return {"linked_runs": dict(runs), "all_runs": all_runs,
+                "tries": sum(i["tries"] for i in self.jobs.store.iter_items(job_id))}
+
+
+@pytest.fixture
+def cluster(tmp_path, data_dir, postgres_url):
+    c = Cluster(tmp_path, data_dir, postgres_url)
+    yield c
+    c.stop()
+
+
+def test_distributed_job_through_the_cli(cluster):
+    """prefork pool: the model loads in the pool process; `batch submit --wait` shows the bar."""
+    cluster.start_worker(pool="prefork", concurrency=1)
+    path = cluster.tmp_path / "in.csv"
+    path.write_text("id,text\n" + "".join(f"c{i},{TEXTS[i % len(TEXTS)]}\n" for i in range(20)) + "c20,\n")
+    app = typer.Typer()
+    app.add_typer(batch_app, name="batch")
+    result = CliRunner().invoke(app, ["batch", "submit", str(path), "-t", "classify", "-l", "spam", "-l", "ham",
+                                      "--wait"], env=cluster.env)
+    assert result.exit_code == 0, result.output
+    job_id = result.output.split()[1].rstrip(":")
+    assert "21/21" in result.output and "distributed" in result.output
+    summary = cluster.jobs.status(job_id)
+    assert summary["done"] == 20 and summary["invalid"] == 1 and summary["mode"] == "distributed"
+    rows = list(cluster.jobs.results(job_id))
+    assert rows[-1]["error"] == "line 22: text is empty; give the text to classify"
+    log = (cluster.tmp_path / "worker0.log").read_text()
+    assert log.count("llama.cpp thread(s) per local tier") == 1, "the pool process builds its Cascade once"
+
+
+def test_sigkilled_worker_mid_job_then_another_finishes_it(cluster):
+    n = 100
+    first = cluster.start_worker()
+    job_id = cluster.submit(n)
+    cluster.wait_until(job_id, 25, timeout=180)
+    cluster.kill(first)  # SIGKILL the whole worker: it acknowledges nothing more
+    first.wait()
+    stranded = cluster.jobs.progress(job_id)["finished"]
+    assert stranded < n
+    cluster.start_worker()
+    cluster.wait_until(job_id, n, timeout=300)
+    counts = cluster.assert_one_result_per_row(job_id, n)
+    # At most the item being processed at the kill (and its prefetched neighbour) ran twice; its
+    # first audit run stays `running`, linked to no result.
+    assert counts["all_runs"].get("running", 0) <= 2 and counts["tries"] <= n + 2, counts
+
+
+def test_redis_restart_mid_job(cluster):
+    n = 60
+    cluster.start_worker()
+    job_id = cluster.submit(n)
+    try:
+        cluster.wait_until(job_id, 15, timeout=180)
+        subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], capture_output=True)
+        time.sleep(3)  # queued messages are gone: Redis runs without persistence
+        assert not redis_up()
+    finally:
+        ensure_redis()
+    cluster.wait_until(job_id, n, timeout=300)
+    cluster.assert_one_result_per_row(job_id, n)
+
+
+def test_postgres_refusing_connections_mid_job(cluster):
+    n = 40
+    cluster.start_worker()
+    job_id = cluster.submit(n)
+    name = cluster.database_url.rsplit("/", 1)[1]
+    cluster.wait_until(job_id, 10, timeout=180)
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        try:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            time.sleep(5)
+            with pytest.raises(psycopg.OperationalError):
+                psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", connect_timeout=3)
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    cluster.wait_until(job_id, n, timeout=300)
+    cluster.assert_one_result_per_row(job_id, n)
+    log = (cluster.tmp_path / "worker0.log").read_text()
+    assert "StorageError" in log or "OperationalError" in log, "the outage was seen by the worker"
