@@ -61,7 +61,7 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
                     report_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Collect tier-1 log-probs on a fit split and a disjoint test split (cached in the data dir),
     fit, evaluate, save. Returns {"artifact", "report", "path", "report_dir", "skipped"}."""
-    from agents.classify import PROMPT_VERSION
+    from agents.classify import prompt_version
     from orchestrator.calibration import (
         ArtifactStore, LogprobCache, collect_label_logprobs, evaluate_artifact, fit_artifact, labels_id,
     )
@@ -69,6 +69,7 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
 
     if task not in KNOWN_TASKS:
         raise InvalidInputError(f"unknown task {task!r}; known tasks: {', '.join(KNOWN_TASKS)}")
+    PROMPT_VERSION = prompt_version()  # the cascade's tier-1 prompt: no demonstrations
     (fit_set, fit), (test_set, test), label_list = _splits(data, fit_size, test_size, seed, data_root, labels)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     tier, backend, model_hash = _tier1(settings)

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 from scipy.special import logit, softmax
 
-from agents.classify import messages, validate_labels
+from agents.classify import item_block, messages, validate_labels
 from agents.errors import InvalidInputError, StorageError
 from routers import (
     BudgetPolicy, ClassThresholds, EscalationRatePolicy, GuaranteedAccuracyPolicy, Threshold, auroc,
@@ -98,8 +98,10 @@ def collect_label_logprobs(backend, examples: Sequence, labels: Sequence[str], p
                            cache: LogprobCache | None = None, description: str = "scoring") -> np.ndarray:
     """Score every example's text against every label: log-probs of shape [n, len(labels)].
 
-    `backend` has `score(messages, item_text, labels)` (the llama.cpp backend). The prompt and the
-    label list are the same for every item, so the backend's cached prefix is reused. An item the
+    `backend` has `score(messages, item, labels)` (the llama.cpp backend); each item is
+    `agents.classify.item_block(text)`, exactly what the cascade's tier 1 sees (no demonstrations,
+    prompt version `agents.classify.prompt_version()`). The prompt and the label list are the same
+    for every item, so the backend's cached prefix is reused. An item the
     model cannot take (longer than its context) gets a row of NaN and a warning.
     """
     labels = validate_labels(list(labels))
@@ -119,7 +121,7 @@ def collect_label_logprobs(backend, examples: Sequence, labels: Sequence[str], p
             job = bar.add_task(description, total=len(todo))
             for i in todo:
                 try:
-                    scored = backend.score(prompt, examples[i].text, labels)
+                    scored = backend.score(prompt, item_block(examples[i].text), labels)
                 except InvalidInputError as exc:
                     warnings.warn(f"item {i} skipped: {exc}", RuntimeWarning, stacklevel=2)
                 else:
