@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, delete, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -64,7 +64,7 @@ class AuditStore:
             run.latency_ms = result.latency_ms
             run.cost = result.cost
             run.finished_at = _now()
-            run.attempts = [_attempt_record(i, a) for i, a in enumerate(result.attempts)]
+            _replace_attempts(session, run.id, result.attempts)
 
         self._write(write)
 
@@ -78,7 +78,7 @@ class AuditStore:
             run.latency_ms = latency_ms
             run.cost = sum(a.cost for a in attempts)
             run.finished_at = _now()
-            run.attempts = [_attempt_record(i, a) for i, a in enumerate(attempts)]
+            _replace_attempts(session, run.id, attempts)
 
         self._write(write)
 
@@ -137,8 +137,15 @@ def _safe_url(url: str) -> str:
         return "<unparsable database URL>"
 
 
-def _attempt_record(seq: int, a: Attempt) -> AttemptRecord:
-    record = AttemptRecord(seq=seq, **a.model_dump())
+def _replace_attempts(session: Session, run_id: str, attempts: list[Attempt]) -> None:
+    """Write a run's attempts; a resumed run re-writes its earlier ones. Plain statements: loading
+    the old collection to diff it would double the audit's share of a run's time."""
+    session.execute(delete(AttemptRecord).where(AttemptRecord.run_id == run_id))
+    session.add_all([_attempt_record(run_id, seq, a) for seq, a in enumerate(attempts)])
+
+
+def _attempt_record(run_id: str, seq: int, a: Attempt) -> AttemptRecord:
+    record = AttemptRecord(run_id=run_id, seq=seq, **a.model_dump())
     if record.threshold is not None and not math.isfinite(record.threshold):
         record.threshold = None  # a calibration that escalates everything; its reason says so
     return record
