@@ -15,6 +15,7 @@ from rich.table import Table
 from agents.errors import CascadeError, UserError
 from agents.results import CascadeResult
 from cli.calibrate import calibrate
+from cli.experiments import experiments_app
 
 app = typer.Typer(help="Run tasks on a small local model first; escalate only when it must.", no_args_is_help=True)
 audit_app = typer.Typer(help="Read the audit log.", no_args_is_help=True)
@@ -27,6 +28,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 
 app.command("calibrate")(calibrate)
+app.add_typer(experiments_app, name="experiment")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # error text stays on one line for grep and logs

@@ -1,0 +1,351 @@
+"""Experiments of issue 8: does the small model learn from examples?
+
+- `run_demos`: tier 1 (SmolLM2 through the bare LlamaCppBackend, one model load) on a test split
+  with no demonstrations, k fixed ones, and the k nearest ones retrieved from an ExampleStore seeded
+  with a disjoint fit split; plus the encoder tier (embeddings + logistic regression on the fit split).
+- `run_stream`: items in order through a real Cascade with learning on; escalated items are
+  answered by tier 2 (its confident answers are learned) or by a reviewer that returns the gold
+  label (an oracle); per window: escalation rate, accuracy of the answers tier 1 kept, overall
+  accuracy, store size.
+
+Results are plain dicts (JSON-ready); the CLI (`cascade experiment ...`) prints and saves them.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from agents import classify as classification
+from agents.errors import CascadeError, InvalidInputError
+from agents.retrieval import Embedder, ExampleStore
+from agents.retrieval import Example as StoredExample
+from routers.metrics import auroc
+
+from .datasets import Example, load_banking77, load_sms_spam, split
+from .models import resolve_model_path
+
+__all__ = ["DEMO_SETS", "condition_metrics", "fixed_demonstrations", "demo_splits", "run_demos", "run_stream",
+           "stream_windows", "plot_stream"]
+
+DEMO_SETS = ("sms", "banking77")
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+N_CTX = 4096  # four long SMS demonstrations plus the item fit with room to spare
+
+
+# -- splits and demonstrations ------------------------------------------------------------------
+
+def demo_splits(data: str, n_fit: int, n_test: int, seed: int = 0,
+                root: str | Path | None = None) -> tuple[list[Example], list[Example], list[str]]:
+    """(fit, test, labels), disjoint by text. SMS: one stratified split of the deduplicated
+    collection. banking77: fit from train.csv (all of it when n_fit covers it), test from test.csv;
+    a test text that also occurs in the fit part is dropped."""
+    if data == "sms":
+        dataset = load_sms_spam(root)
+        fit, test = split(dataset.examples, [n_fit, n_test], seed=seed)
+        return fit, test, dataset.labels
+    if data == "banking77":
+        train, test_set = load_banking77("train", root), load_banking77("test", root)
+        unique_train = list({e.text: e for e in train.examples}.values())
+        fit = unique_train if n_fit >= len(unique_train) else split(unique_train, [n_fit], seed=seed)[0]
+        fit_texts = {e.text for e in fit}
+        [test] = split([e for e in test_set.examples if e.text not in fit_texts], [n_test], seed=seed)
+        return fit, test, train.labels
+    raise InvalidInputError(f"unknown data set {data!r} for this experiment; use one of {', '.join(DEMO_SETS)}")
+
+
+def fixed_demonstrations(fit: Sequence[Example], labels: list[str], k: int, seed: int = 0) -> list[tuple[str, str]]:
+    """k labelled examples from the fit split, shown for every item: labels taken in turn (one per
+    label while k allows, then round again), each label's examples in a seeded random order."""
+    rng = np.random.default_rng(seed)
+    pools = {label: [e for e in fit if e.label == label] for label in labels}
+    for pool in pools.values():
+        rng.shuffle(pool)
+    order = [labels[i] for i in rng.permutation(len(labels))]
+    chosen: list[tuple[str, str]] = []
+    while len(chosen) < k and any(pools.values()):
+        for label in order:
+            if pools[label] and len(chosen) < k:
+                e = pools[label].pop()
+                chosen.append((e.text, e.label))
+    return chosen
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+def _safe_auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return auroc(np.clip(scores, 0.0, 1.0), positive)
+
+
+def condition_metrics(name: str, probs: np.ndarray, gold: np.ndarray, labels: list[str],
+                      ms: Sequence[float], retrieval_ms: Sequence[float] = ()) -> dict[str, Any]:
+    """Accuracy, AUROC and median time of one condition. `probs` is items x labels (normalised).
+
+    AUROC: for a spam/ham set, of P(spam) against the gold spam label (ranking spam above ham);
+    otherwise of the top probability as the confidence that the answer is right. Both are given
+    where they apply (`auroc_spam`, `auroc_correct`); `auroc` is the headline one.
+    """
+    predicted = probs.argmax(axis=1)
+    correct = predicted == gold
+    result: dict[str, Any] = {
+        "condition": name, "n": int(len(gold)), "accuracy": float(correct.mean()),
+        "auroc_correct": _safe_auroc(probs.max(axis=1), correct),
+        "ms_median": float(statistics.median(ms)) if len(ms) else math.nan,
+        "retrieval_ms_median": float(statistics.median(retrieval_ms)) if len(retrieval_ms) else 0.0,
+    }
+    if "spam" in labels and len(labels) == 2:
+        spam = labels.index("spam")
+        result["auroc_spam"] = _safe_auroc(probs[:, spam], gold == spam)
+        result["auroc"] = result["auroc_spam"]
+    else:
+        result["auroc"] = result["auroc_correct"]
+    return result
+
+
+def _normalise(logprobs: Sequence[float]) -> np.ndarray:
+    lp = np.asarray(logprobs, dtype=float)
+    p = np.exp(lp - lp.max())
+    return p / p.sum()
+
+
+# -- experiment 1: demonstrations ---------------------------------------------------------------
+
+def run_demos(data: str = "sms", n_fit: int = 1000, n_test: int = 300, k: int = 4, seed: int = 0,
+              model: str = "bundled:smollm2", threads: int | None = None, root: str | Path | None = None,
+              data_dir: Path | None = None, embedder: Embedder | None = None,
+              conditions: Sequence[str] = ("none", "fixed", "retrieved", "encoder"),
+              progress: Progress | None = None) -> dict[str, Any]:
+    """Tier-1 accuracy, AUROC and median per-item time with no, fixed and retrieved demonstrations,
+    and the encoder tier, fitted and measured on disjoint parts. The example store lives in a
+    temporary directory seeded with the fit split only, so no item can retrieve itself."""
+    from agents.backends.encoder import EncoderBackend, EncoderOptions
+    from agents.backends.llama_cpp import LlamaCppBackend, LlamaCppOptions
+
+    fit, test, labels = demo_splits(data, n_fit, n_test, seed, root)
+    gold = np.array([labels.index(e.label) for e in test])
+    fixed = fixed_demonstrations(fit, labels, k, seed)
+    embedder = embedder or Embedder()
+    rows: list[dict[str, Any]] = []
+    report = lambda stage, i: progress and progress(stage, i, len(test))  # noqa: E731
+    with tempfile.TemporaryDirectory(prefix="cascade-demos-") as tmp:
+        path = resolve_model_path(model, data_dir or Path(tmp))
+        backend = LlamaCppBackend(LlamaCppOptions(model_path=path, n_ctx=N_CTX, n_threads=threads))
+        backend.score(classification.messages(labels), classification.item_block("warm up"), labels)
+        llm_conditions = [c for c in ("none", "fixed", "retrieved") if c in conditions]
+        store = None
+        if "retrieved" in llm_conditions:
+            store = ExampleStore(path=Path(tmp) / "qdrant", embedder=embedder)
+            store.add("experiment", [StoredExample(text=e.text, label=e.label, source=f"{data}:fit") for e in fit])
+        for name in llm_conditions:
+            probs, ms, retrieval_ms = np.zeros((len(test), len(labels))), [], []
+            # Fixed demonstrations sit in the prompt prefix (evaluated once); retrieved ones differ
+            # per item and go in the item block after the instructions, as in Cascade.run.
+            prefix = classification.messages(labels, classification.item_block(classification.ITEM, fixed)) \
+                if name == "fixed" else classification.messages(labels)
+            for i, e in enumerate(test):
+                started = time.perf_counter()
+                if name == "retrieved":
+                    nearest = list(reversed(store.nearest("experiment", e.text, k, labels=labels)))
+                    retrieval_ms.append((time.perf_counter() - started) * 1000)
+                    item = classification.item_block(e.text, [(d.text, d.label) for d in nearest])
+                else:
+                    item = e.text if name == "fixed" else classification.item_block(e.text)
+                probs[i] = _normalise(backend.score(prefix, item, labels).logprobs)
+                ms.append((time.perf_counter() - started) * 1000)
+                report(name, i + 1)
+            rows.append(condition_metrics(name, probs, gold, labels, ms, retrieval_ms))
+        if store is not None:
+            store.close()
+        if "encoder" in conditions:
+            head = EncoderBackend(EncoderOptions(examples=[StoredExample(text=e.text, label=e.label, source="fit")
+                                                           for e in fit], min_per_label=1), embedder)
+            probs, ms = np.zeros((len(test), len(labels))), []
+            for i, e in enumerate(test):
+                started = time.perf_counter()
+                p = head.predict_proba(e.text, labels)
+                probs[i] = [p[label] for label in labels]
+                ms.append((time.perf_counter() - started) * 1000)
+                report("encoder", i + 1)
+            rows.append(condition_metrics("encoder", probs, gold, labels, ms))
+    return {"data": data, "n_fit": len(fit), "n_test": len(test), "k": k, "seed": seed, "model": path.name,
+            "labels": len(labels), "test_positive_share": _share(test, "spam") if "spam" in labels else None,
+            "fixed_demonstrations": [{"text": t[:80], "label": l} for t, l in fixed], "rows": rows}
+
+
+def _share(examples: Sequence[Example], label: str) -> float:
+    return sum(e.label == label for e in examples) / max(len(examples), 1)
+
+
+# -- experiment 2: the stream -------------------------------------------------------------------
+
+def stream_items(n: int, n_seed: int, seed: int = 0, root: str | Path | None = None
+                 ) -> tuple[list[Example], list[Example], list[str]]:
+    """(seed examples, stream, labels) from the SMS collection, deduplicated. The seed holds
+    n_seed examples split evenly over the labels; the stream is the next n other messages in the
+    file's own order."""
+    dataset = load_sms_spam(root)
+    unique = list({e.text: e for e in dataset.examples}.values())
+    rng = np.random.default_rng(seed)
+    seeds: list[Example] = []
+    for j, label in enumerate(dataset.labels):
+        members = [e for e in unique if e.label == label]
+        want = n_seed // len(dataset.labels) + (1 if j < n_seed % len(dataset.labels) else 0)
+        seeds += [members[i] for i in rng.choice(len(members), size=want, replace=False)]
+    taken = {e.text for e in seeds}
+    stream = [e for e in unique if e.text not in taken][:n]
+    if len(stream) < n:
+        raise InvalidInputError(f"only {len(stream)} SMS messages are left for the stream; ask for fewer than {n}")
+    return seeds, stream, dataset.labels
+
+
+def _stream_config(path: Path, threshold: float, k: int, learn_min_confidence: float, threads: int | None) -> Path:
+    tiers = [{"name": "smollm2-135m", "kind": "llama_cpp", "model_path": "bundled:smollm2", "n_ctx": N_CTX},
+             {"name": "gemma3-270m", "kind": "llama_cpp", "model_path": "bundled:gemma3-270m", "n_ctx": N_CTX}]
+    if threads:
+        for tier in tiers:
+            tier["n_threads"] = threads
+    tasks = {"classify": {"threshold": threshold, "examples": {"k": k, "learn": True,
+                                                               "learn_min_confidence": learn_min_confidence}}}
+    path.write_text(yaml.safe_dump({"tiers": tiers, "tasks": tasks}))
+    return path
+
+
+def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", threshold: float = 0.9, k: int = 4,
+               n_seed: int = 20, learn_min_confidence: float = 0.9, seed: int = 0, threads: int | None = None,
+               root: str | Path | None = None, models_dir: Path | None = None, budget_min: float | None = None,
+               backends: dict[str, Any] | None = None, embedder: Embedder | None = None,
+               progress: Progress | None = None) -> dict[str, Any]:
+    """Run SMS items in order through a two-tier Cascade (SmolLM2, then Gemma-3-270M, both
+    in-process) with learning on, in a temporary data dir seeded with n_seed labelled examples.
+
+    resolver="tier": escalated items are answered by tier 2; its answers at or above
+    learn_min_confidence become examples (Cascade's own learning).
+    resolver="reviewer": an item tier 1 would escalate pauses (stop_after_tier=0; tier 2 is never
+    loaded) and an ORACLE reviewer resolves it with the GOLD label via add_reviewed_example.
+
+    `budget_min` stops the stream after the item that exceeds it (the result says so).
+    """
+    from .cascade import Cascade
+
+    if resolver not in ("tier", "reviewer"):
+        raise InvalidInputError(f"resolver must be 'tier' or 'reviewer', got {resolver!r}")
+    seeds, stream, labels = stream_items(n, n_seed, seed, root)
+    records: list[dict[str, Any]] = []
+    started_all = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cascade-stream-") as tmp:
+        tmp_path = Path(tmp)
+        config = _stream_config(tmp_path / "cascade.yaml", threshold, k, learn_min_confidence, threads)
+        if resolver == "tier" and "gemma3-270m" not in (backends or {}):
+            # Link the assembled Gemma file in rather than assembling it again in the temp dir.
+            gemma = resolve_model_path("bundled:gemma3-270m", models_dir or tmp_path / "data")
+            (tmp_path / "data" / "models").mkdir(parents=True, exist_ok=True)
+            link = tmp_path / "data" / "models" / gemma.name
+            if not link.exists():
+                link.symlink_to(gemma.resolve())
+        with Cascade.from_config(config, data_dir=str(tmp_path / "data"), backends=backends) as cascade:
+            if embedder is not None:
+                cascade._examples = ExampleStore(path=tmp_path / "data" / "qdrant", embedder=embedder)
+            cascade.examples.add("classify", [StoredExample(text=e.text, label=e.label, source="sms:seed")
+                                              for e in seeds])
+            store_size = cascade.examples.count("classify")
+            for i, e in enumerate(stream):
+                records.append(_stream_item(cascade, e, labels, resolver, i))
+                store_size = cascade.examples.count("classify")
+                records[-1]["store_size"] = store_size
+                if progress:
+                    progress(resolver, i + 1, len(stream))
+                if budget_min is not None and time.perf_counter() - started_all > budget_min * 60:
+                    break
+    return {"data": "sms", "resolver": resolver, "n_requested": n, "n_done": len(records), "window": window,
+            "threshold": threshold, "k": k, "n_seed": len(seeds), "learn_min_confidence": learn_min_confidence,
+            "stopped_by_budget": len(records) < len(stream), "minutes": (time.perf_counter() - started_all) / 60,
+            "windows": stream_windows(records, window), "records": records}
+
+
+def _stream_item(cascade, e: Example, labels: list[str], resolver: str, index: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    record: dict[str, Any] = {"index": index, "gold": e.label}
+    try:
+        if resolver == "tier":
+            result = cascade.run("classify", text=e.text, labels=labels)
+        else:
+            result = cascade.run("classify", text=e.text, labels=labels, stop_after_tier=0)
+    except CascadeError as exc:  # e.g. a message too long for the context: counted as a failure
+        record.update(tier1_answer=None, tier1_confidence=None, escalated=False, final=None, failed=str(exc)[:200],
+                      ms=(time.perf_counter() - started) * 1000, learned=False)
+        return record
+    first = result.attempts[0]
+    escalated = len(result.attempts) > 1 or result.outcome == "pending"
+    learned = False
+    final = result.answer
+    if resolver == "reviewer" and escalated:
+        learned = cascade.add_reviewed_example("classify", e.text, e.label, reviewer="oracle-gold",
+                                               run_id=result.run_id) is not None
+        final = e.label  # the oracle's answer is the gold label by construction
+    elif escalated:
+        learned = "learned_example" in (cascade.audit.get_run(result.run_id)["params"] or {})
+    record.update(tier1_answer=first.answer, tier1_confidence=first.confidence, escalated=escalated, final=final,
+                  final_tier=result.tier_name, learned=learned, ms=(time.perf_counter() - started) * 1000)
+    return record
+
+
+def stream_windows(records: Sequence[dict[str, Any]], window: int) -> list[dict[str, Any]]:
+    """Per consecutive window of items: escalation rate, accuracy of the answers tier 1 kept,
+    accuracy of the escalated items' final answers, overall accuracy, examples learned, store size
+    at the window's end, median ms per item. A last window shorter than `window` is marked partial."""
+    rows = []
+    for start in range(0, len(records), window):
+        part = records[start:start + window]
+        kept = [r for r in part if not r["escalated"] and r.get("final") is not None]
+        escalated = [r for r in part if r["escalated"]]
+        rows.append({
+            "window": start // window + 1, "items": f"{start + 1}-{start + len(part)}", "n": len(part),
+            "partial": len(part) < window,
+            "escalation_rate": len(escalated) / len(part),
+            "kept_accuracy": _accuracy(kept),
+            "escalated_accuracy": _accuracy(escalated),
+            "overall_accuracy": sum(r.get("final") == r["gold"] for r in part) / len(part),
+            "tier1_accuracy_all": sum(r.get("tier1_answer") == r["gold"] for r in part) / len(part),
+            "spam_share": sum(r["gold"] == "spam" for r in part) / len(part),
+            "learned": sum(bool(r.get("learned")) for r in part),
+            "failed": sum(1 for r in part if r.get("failed")),
+            "store_size": part[-1].get("store_size"),
+            "ms_median": statistics.median(r["ms"] for r in part),
+        })
+    return rows
+
+
+def _accuracy(records: Sequence[dict[str, Any]]) -> float | None:
+    return sum(r.get("final") == r["gold"] for r in records) / len(records) if records else None
+
+
+def plot_stream(runs: dict[str, list[dict[str, Any]]], path: str | Path, title: str = "") -> Path:
+    """Escalation rate and kept-answer accuracy per window, one pair of lines per named run."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for (name, windows), colour in zip(runs.items(), ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+        x = [int(w["items"].split("-")[1]) for w in windows]
+        ax.plot(x, [w["escalation_rate"] for w in windows], marker="o", color=colour, label=f"{name}: escalation rate")
+        ax.plot(x, [np.nan if w["kept_accuracy"] is None else w["kept_accuracy"] for w in windows], marker="s",
+                linestyle="--", color=colour, label=f"{name}: accuracy of tier-1 kept answers")
+    ax.set(ylim=(0, 1.02), xlabel="items seen (end of window)", ylabel="rate",
+           title=title or "Stream with learning: escalation rate and kept-answer accuracy per window")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center right", fontsize=8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=120, bbox_inches="tight")
+    return path
