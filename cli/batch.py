@@ -155,7 +155,7 @@ def resume(job_id: str, wait: WaitOpt = False, config: ConfigOpt = None, as_json
 
 
 def worker(
-    concurrency: Annotated[int, typer.Option("--concurrency", "-n", help="worker processes (each loads the models once)")] = 1,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-n", help="worker processes, each loading the models once (default: one per core)")] = None,
     pool: Annotated[str, typer.Option(help="Celery pool: prefork, or solo (one process)")] = "prefork",
     loglevel: Annotated[str, typer.Option(help="Celery log level")] = "info",
     config: ConfigOpt = None,
@@ -163,6 +163,7 @@ def worker(
     """Start a Celery worker for distributed batch jobs, with the project's settings."""
     import os
 
+    concurrency = concurrency or os.cpu_count() or 1
     if config is not None:
         os.environ["CASCADE_CONFIG"] = str(config)
     try:
@@ -202,3 +203,29 @@ def _print_summary(summary: dict, as_json: bool) -> None:
             continue
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     out.print(table)
+
+
+def bench_batch(
+    items: Annotated[int, typer.Option(help="items of the timed job")] = 1000,
+    processes: Annotated[Optional[list[int]], typer.Option("--processes", "-p", help="worker process counts to compare; repeat")] = None,
+    threads: Annotated[int, typer.Option(help="llama.cpp threads per process (0: the worker divides the cores)")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Items per second of a distributed classification job on 1 and 2 worker processes, and their RSS."""
+    from orchestrator.batch_bench import throughput
+
+    with err.status(f"timing a {items}-item job on {processes or [1, 2]} worker process(es)..."):
+        result = throughput(items, tuple(processes or [1, 2]), threads or None)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    table = Table("processes", "threads", "items", "elapsed s", "items/s", "p50 ms", "p95 ms", "pool RSS MB 10% -> end",
+                  "peak RSS MB per process")
+    for r in result["runs"]:
+        table.add_row(str(r["processes"]), str(r["threads_per_process"]), str(r["items"]), str(r["elapsed_s"]),
+                      str(r["items_per_s"]), f"{r['latency_ms_p50']:.0f}", f"{r['latency_ms_p95']:.0f}",
+                      f"{r['pool_rss_mb_after_10pct']} -> {r['pool_rss_mb_at_end']}",
+                      ", ".join(map(str, r["pool_peak_rss_mb_per_process"])))
+    out.print(table)
+    if "ratio" in result:
+        out.print(f"throughput ratio: {result['ratio']}x")

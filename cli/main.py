@@ -14,6 +14,7 @@ from rich.table import Table
 
 from agents.errors import CascadeError, UserError
 from agents.results import CascadeResult
+from cli.batch import batch_app, bench_batch, worker
 from cli.calibrate import calibrate
 from cli.experiments import experiments_app
 
@@ -26,6 +27,9 @@ app.add_typer(examples_app, name="examples")
 bench_app = typer.Typer(help="Benchmarks of the cascade's own cost (results go in docs/benchmarks.md).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
+app.add_typer(batch_app, name="batch")
+app.command("worker")(worker)
+bench_app.command("batch")(bench_batch)
 
 app.command("calibrate")(calibrate)
 app.add_typer(experiments_app, name="experiment")

@@ -80,7 +80,8 @@ class JobItemRecord(Base):
     payload: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # the task input; None for invalid rows
     raw: Mapped[str | None] = mapped_column(Text, nullable=True)  # an invalid row as read (truncated)
     status: Mapped[str] = mapped_column(String(16))
-    dispatched_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # epoch s; stale -> re-sent
+    dispatched_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # epoch s, handed to an executor
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # epoch s, last execution began
     tries: Mapped[int] = mapped_column(Integer, default=0)  # executions started, all phases
     escalated: Mapped[bool] = mapped_column(Boolean, default=False)  # admitted past tier 1
     run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)  # audit run of the result
@@ -230,7 +231,7 @@ class JobStore:
             if job.status in ("cancelled", "done"):
                 return None
             item.tries += 1
-            item.dispatched_at = time.time()
+            item.dispatched_at = item.started_at = time.time()
             return {"id": item.id, "job_id": item.job_id, "task": job.task, "payload": item.payload,
                     "run_id": item.run_id, "latency_ms": item.latency_ms}
 
@@ -283,22 +284,29 @@ class JobStore:
                       .values(status="running", started_at=_now()))
 
     def claim(self, job_id: str, status: str, window: int, stale_before: float) -> tuple[list[int], int]:
-        """Hand out up to `window` items in flight: items never handed out, or handed out before
-        `stale_before` and not finished (their message or worker was lost). Returns the claimed
-        ids and how many items are in `status` at all."""
+        """Hand out items in `status` so that at most `window` are out at once, and return their
+        ids and how many items are in `status` at all.
+
+        An item handed out before `stale_before` and not finished is re-sent only when the job has
+        stalled (no item of it started since `stale_before`): its message or its worker was lost.
+        While items keep starting, a long broker queue is not mistaken for lost messages."""
         now = time.time()
         with self._tx() as s:
             base = (JobItemRecord.job_id == job_id, JobItemRecord.status == status)
             waiting = s.scalar(select(func.count()).where(*base)) or 0
-            in_flight = s.scalar(select(func.count()).where(*base, JobItemRecord.dispatched_at >= stale_before)) or 0
-            free = window - in_flight
-            if free <= 0 or waiting == 0:
-                return [], waiting
-            ids = list(s.scalars(select(JobItemRecord.id).where(
-                *base, or_(JobItemRecord.dispatched_at.is_(None), JobItemRecord.dispatched_at < stale_before))
-                .order_by(JobItemRecord.seq).limit(free)))
-            if ids:
-                s.execute(update(JobItemRecord).where(JobItemRecord.id.in_(ids)).values(dispatched_at=now))
+            if waiting == 0:
+                return [], 0
+            last_start = s.scalar(select(func.max(JobItemRecord.started_at)).where(JobItemRecord.job_id == job_id))
+            ids: list[int] = []
+            if last_start is None or last_start < stale_before:
+                ids = list(s.scalars(select(JobItemRecord.id).where(*base, JobItemRecord.dispatched_at < stale_before)
+                                     .order_by(JobItemRecord.seq).limit(window)))
+            out = s.scalar(select(func.count()).where(*base, JobItemRecord.dispatched_at.is_not(None))) or 0
+            if window - out > 0:
+                ids += list(s.scalars(select(JobItemRecord.id).where(*base, JobItemRecord.dispatched_at.is_(None))
+                                      .order_by(JobItemRecord.seq).limit(window - out)))
+            for chunk in _chunks(ids, 500):
+                s.execute(update(JobItemRecord).where(JobItemRecord.id.in_(chunk)).values(dispatched_at=now))
             return ids, waiting
 
     def unclaim(self, item_ids: list[int]) -> None:

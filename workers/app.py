@@ -6,8 +6,10 @@ settings as the SDK (CASCADE_CONFIG, CASCADE_DATA_DIR, CASCADE_DATABASE_URL, CAS
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
+import signal
 import socket
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network: don't fetch litellm's price map
@@ -19,6 +21,7 @@ from celery.signals import worker_init, worker_ready, worker_shutdown  # noqa: E
 from orchestrator.config import load_settings  # noqa: E402
 
 log = logging.getLogger("workers")
+faulthandler.register(signal.SIGUSR2, all_threads=True)  # `kill -USR2 PID` prints every thread's stack
 
 _settings = load_settings()
 

@@ -30,8 +30,9 @@ def jobs() -> Jobs:
             if isinstance(tier, LlamaCppTier) and tier.n_threads is None:
                 tier.n_threads = threads
         _jobs = Jobs(settings)
-        log.info("worker process %s: job store %s, %d llama.cpp thread(s) per local tier", os.getpid(),
-                 settings.audit_url.split("@")[-1], threads)
+        log.info("worker process %s: job store %s; llama.cpp threads per local tier: %s", os.getpid(),
+                 settings.audit_url.split("@")[-1],
+                 {t.name: t.n_threads for t in settings.tiers if isinstance(t, LlamaCppTier)})
     return _jobs
 
 

@@ -45,6 +45,7 @@ def upgrade() -> None:
     sa.Column('raw', sa.Text(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('dispatched_at', sa.Float(), nullable=True),
+    sa.Column('started_at', sa.Float(), nullable=True),
     sa.Column('tries', sa.Integer(), nullable=False),
     sa.Column('escalated', sa.Boolean(), nullable=False),
     sa.Column('run_id', sa.String(length=36), nullable=True),
