@@ -9,7 +9,7 @@ import pytest
 
 from agents.backends import FakeScoringBackend
 from agents.retrieval import Embedder
-from orchestrator.datasets import Example
+from orchestrator.datasets import ENV_VAR, Example, data_root
 from orchestrator.experiments import (
     condition_metrics, demo_splits, fixed_demonstrations, plot_stream, run_demos, run_stream, stream_items,
     stream_windows,
@@ -51,6 +51,13 @@ def test_fixed_demonstrations_take_one_label_at_a_time():
     assert len({label for _, label in many}) == 4
 
 
+SHARED = data_root()
+needs_shared = pytest.mark.skipif(
+    not (SHARED / "banking77").is_dir() or not (SHARED / "sms_spam_collection").is_dir(),
+    reason=f"shared evaluation data not found at {SHARED}; set {ENV_VAR} to the directory holding it")
+
+
+@needs_shared
 @pytest.mark.parametrize("data", ["sms", "banking77"])
 def test_fit_and_test_splits_are_disjoint(data):
     fit, test, labels = demo_splits(data, 200, 50)
@@ -59,6 +66,7 @@ def test_fit_and_test_splits_are_disjoint(data):
     assert {e.label for e in fit + test} <= set(labels)
 
 
+@needs_shared
 def test_stream_seed_is_balanced_and_apart_from_the_stream():
     seeds, stream, labels = stream_items(300, 20)
     assert labels == SMS and sorted(e.label for e in seeds).count("spam") == 10 and len(stream) == 300
@@ -82,6 +90,7 @@ def _scores(p_spam: float) -> dict[str, float]:
     return {"spam": math.log(p_spam), "ham": math.log(1 - p_spam)}
 
 
+@needs_shared
 def test_stream_through_a_real_cascade_learns_from_tier_two(embedder):
     # Tier 1 (fake) is unsure on items 1 and 3; tier 2 (fake) answers 0.99 and 0.8: only the
     # confident answer is learned, and the next prompt carries the stored demonstrations.
@@ -97,6 +106,7 @@ def test_stream_through_a_real_cascade_learns_from_tier_two(embedder):
     assert not result["stopped_by_budget"] and result["n_done"] == 4
 
 
+@needs_shared
 def test_stream_with_the_oracle_reviewer_never_calls_tier_two(embedder):
     t0 = FakeScoringBackend([_scores(0.5), _scores(0.02), _scores(0.6)])
     t1 = FakeScoringBackend([])
@@ -115,6 +125,7 @@ def test_plot_stream_writes_a_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@needs_shared
 def test_demos_on_the_real_small_model(embedder):
     """8 real SmolLM2 scorings (4 test items, with and without retrieved demonstrations) and the encoder."""
     result = run_demos("sms", n_fit=40, n_test=4, k=2, embedder=embedder, conditions=("none", "retrieved", "encoder"))
