@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 import signal
 import sys
 from pathlib import Path
@@ -103,7 +104,7 @@ def demo(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             if started and not as_json:
                 err.print(f"started local server(s) for this demo: {', '.join(started)}")
             results = []
-            with out.status("classifying...") if not as_json else _nothing():
+            with out.status("classifying...") if not as_json else nullcontext():
                 for text in DEMO_TEXTS:
                     results.append((text, cascade.classify(text, labels=DEMO_LABELS)))
     except CascadeError as exc:
@@ -115,14 +116,6 @@ def demo(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     out.print(_results_table(results))
     escalated = sum(r.escalated for _, r in results)
     out.print(f"{escalated} of {len(results)} escalated; audit log: {settings.audit_url}")
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 @audit_app.command("list")

@@ -20,7 +20,7 @@ from .audit import AuditStore, text_hash
 from .calibration import ArtifactStore, CalibrationArtifact
 from .config import KNOWN_TASKS, EncoderTier, ExampleSettings, LitellmTier, LlamaCppTier, Settings, load_settings
 from .example_files import read_examples
-from .graph import CascadeContext, TierHandle, build_graph
+from .graph import CascadeContext, TierHandle, build_graph, ms_since
 from .models import file_sha256, resolve_model_path
 
 _TASKS = {"classify": classification.classify}
@@ -102,15 +102,15 @@ class Cascade:
         try:
             state = self._graph.invoke(initial, context=context)
         except BaseException as exc:  # record, then let the caller see the real error
-            self.audit.fail_run(run_id, exc, attempts, _ms_since(started))
+            self.audit.fail_run(run_id, exc, attempts, ms_since(started))
             raise
         attempts = state["attempts"]
         if state.get("error") is not None:
             error: CascadeError = state["error"]
-            self.audit.fail_run(run_id, error, attempts, _ms_since(started))
+            self.audit.fail_run(run_id, error, attempts, ms_since(started))
             error.run_id = run_id
             raise error
-        result = CascadeResult(run_id=run_id, task=task, attempts=attempts, latency_ms=_ms_since(started),
+        result = CascadeResult(run_id=run_id, task=task, attempts=attempts, latency_ms=ms_since(started),
                                **state["final"])
         self.audit.finish_run(result)
         if learn is not False and task_settings.examples.learn:
@@ -258,7 +258,3 @@ def _local_prices(tier: LlamaCppTier | LitellmTier) -> tuple[float, float]:
     if isinstance(tier, LlamaCppTier):
         return (tier.prices.input_per_1k or 0.0, tier.prices.output_per_1k or 0.0)
     return (0.0, 0.0)
-
-
-def _ms_since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000

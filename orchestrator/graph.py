@@ -68,11 +68,11 @@ def attempt(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeSta
     except InvalidOutputError as exc:
         output = TierOutput(answer=None, invalid_reason=exc.message)
     except ModelError as exc:
-        record.latency_ms = _ms_since(started)
+        record.latency_ms = ms_since(started)
         record.error = exc.message
         record.reason = f"tier failed: {exc.message}"
         return {"attempts": [*state.get("attempts", []), record], "error": exc}
-    record.latency_ms = _ms_since(started)
+    record.latency_ms = ms_since(started)
     record.answer = output.answer
     record.label_probs = output.label_probs
     record.confidence = record.raw_confidence = output.confidence
@@ -133,7 +133,7 @@ def finalize(state: CascadeState) -> CascadeState:
     return {"final": {**outcome, "cost": cost}}
 
 
-def _ms_since(started: float) -> float:
+def ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
