@@ -4,6 +4,7 @@
     ├── UserError            the caller can fix it
     │   ├── ConfigError      malformed or inconsistent configuration
     │   ├── InvalidInputError  bad task input (empty text, bad label set, ...)
+    │   │   └── RunConflictError  a caller-chosen run id names a run that cannot be (re)started
     │   └── UnknownTaskError
     ├── ModelError           a model tier could not give a usable answer
     │   ├── ModelFileError   GGUF file missing or unreadable
@@ -17,11 +18,14 @@ Errors carry only strings so they pickle across a Celery boundary.
 
 from __future__ import annotations
 
+from .secrets import scrub
+
 
 class CascadeError(Exception):
     """Base of every error this project raises on purpose."""
 
     def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        message = scrub(message)  # a provider's error text may quote the API key
         super().__init__(message)
         self.message = message
         self.run_id = run_id
@@ -49,6 +53,10 @@ class ConfigError(UserError):
 
 class InvalidInputError(UserError):
     """The task input is unusable (empty text, bad label set...)."""
+
+
+class RunConflictError(InvalidInputError):
+    """A caller-chosen audit run id names a run that is not an unfinished run of the same input."""
 
 
 class UnknownTaskError(UserError):

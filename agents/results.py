@@ -7,7 +7,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Decision = Literal["accept", "escalate", "error"]
-Outcome = Literal["accepted", "unresolved", "failed", "pending"]  # pending: paused before escalating
+# pending: paused before escalating (two-phase batches); needs_review: no answer could be kept (no tier
+# was confident, the budget or the data policy stopped escalation), so a person decides
+Outcome = Literal["accepted", "needs_review", "failed", "pending"]
 
 
 class TierOutput(BaseModel):
@@ -47,6 +49,7 @@ class Attempt(BaseModel):
     latency_ms: float = 0.0
     cost: float = 0.0
     error: str | None = None
+    redactions: dict[str, int] = Field(default_factory=dict)  # entity type -> count replaced before sending
 
 
 class CascadeResult(BaseModel):

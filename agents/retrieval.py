@@ -11,6 +11,7 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -106,9 +107,11 @@ class ExampleStore:
             self.client.upsert(self.collection(task), points=points)
         return added
 
-    def nearest(self, task: str, text: str, k: int, labels: list[str] | None = None) -> list[Example]:
-        """The k stored examples closest to `text`, most similar first; only those whose label is in
-        `labels` when given (a demonstration with a label outside the prompt's set would mislead)."""
+    def nearest(self, task: str, text: str, k: int, labels: list[str] | None = None,
+                order: Literal["nearest_first", "nearest_last"] = "nearest_first") -> list[Example]:
+        """The k stored examples closest to `text`, most similar first (or last: next to the item in
+        a prompt); only those whose label is in `labels` when given (a demonstration with a label
+        outside the prompt's set would mislead)."""
         if k <= 0 or not self._exists(task):
             return []
         from qdrant_client import models
@@ -119,7 +122,8 @@ class ExampleStore:
         vector = self.embedder.embed([text])[0]
         hits = self.client.query_points(self.collection(task), query=vector.tolist(), limit=k,
                                         query_filter=query_filter).points
-        return [Example(**hit.payload, id=str(hit.id), score=hit.score) for hit in hits]
+        found = [Example(**hit.payload, id=str(hit.id), score=hit.score) for hit in hits]
+        return found[::-1] if order == "nearest_last" else found
 
     def list(self, task: str, limit: int = 100, offset: str | None = None) -> list[Example]:
         if not self._exists(task):

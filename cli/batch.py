@@ -9,20 +9,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agents.errors import CascadeError, UserError
+from agents.errors import CascadeError
+from cli.common import ConfigOpt, JsonOpt, err, fail, out
 
 batch_app = typer.Typer(help="Batch jobs: a JSONL or CSV file of items, tier 1 over all, then the escalations.",
                         no_args_is_help=True)
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (else $CASCADE_CONFIG, else the default ladder)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for pipelines")]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="show a progress bar until the job is finished")]
 
 
@@ -34,11 +29,6 @@ class Mode(str, Enum):
 class Fmt(str, Enum):
     jsonl = "jsonl"
     csv = "csv"
-
-
-def _fail(exc: CascadeError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    raise typer.Exit(2 if isinstance(exc, UserError) else 1)
 
 
 def _jobs(config: Path | None):
@@ -53,6 +43,7 @@ def submit(
     task: Annotated[str, typer.Option("--task", "-t", help="task family of every row, e.g. classify")],
     label: Annotated[Optional[list[str]], typer.Option("--label", "-l", help="classify: a label for rows without their own; repeat")] = None,
     max_escalation_share: Annotated[Optional[float], typer.Option(help="share of the items that may go past tier 1 (0-1); the rest end over_budget")] = None,
+    max_spend: Annotated[Optional[float], typer.Option(help="cap on the estimated cost of the escalations (the next tier's prices); the rest end over_budget")] = None,
     mode: Annotated[Optional[Mode], typer.Option(help="embedded: run here; distributed: on `cascade worker` processes (default: CASCADE_BATCH_MODE)")] = None,
     input_format: Annotated[Optional[Fmt], typer.Option("--format", help="input format (default: from the file name)")] = None,
     wait: WaitOpt = False,
@@ -63,7 +54,7 @@ def submit(
     try:
         with _jobs(config) as jobs:
             job_id = jobs.submit(file, task, labels=label, max_escalation_share=max_escalation_share,
-                                 mode=mode.value if mode else None,
+                                 max_spend=max_spend, mode=mode.value if mode else None,
                                  input_format=input_format.value if input_format else None)
             job = jobs.status(job_id)
             if not as_json:
@@ -75,18 +66,18 @@ def submit(
             else:
                 summary = job
     except CascadeError as exc:
-        _fail(exc)
+        fail(exc)
     _print_summary(summary, as_json)
 
 
 @batch_app.command("status")
 def status(job_id: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """A job's summary: counts, escalation rate, cost, latency p50/p95."""
+    """A job's summary: counts, escalation rate, cost, spend (estimated and actual), latency p50/p95."""
     try:
         with _jobs(config) as jobs:
             summary = jobs.status(job_id)
     except CascadeError as exc:
-        _fail(exc)
+        fail(exc)
     _print_summary(summary, as_json)
 
 
@@ -107,7 +98,7 @@ def results(
                     n = jobs.write_results(job_id, f, fmt.value)
                 err.print(f"{n} results written to {output}")
     except CascadeError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @batch_app.command("cancel")
@@ -117,7 +108,7 @@ def cancel(job_id: str, config: ConfigOpt = None) -> None:
         with _jobs(config) as jobs:
             n = jobs.cancel(job_id)
     except CascadeError as exc:
-        _fail(exc)
+        fail(exc)
     out.print(f"job {job_id} cancelled; {n} unfinished item(s) cancelled")
 
 
@@ -135,7 +126,7 @@ def retry_failed(job_id: str, wait: WaitOpt = False, config: ConfigOpt = None, a
             elif n and wait:
                 job = _with_progress(job, not as_json, lambda cb: jobs.wait(job_id, on_progress=cb))
     except CascadeError as exc:
-        _fail(exc)
+        fail(exc)
     _print_summary(job, as_json)
 
 
@@ -150,7 +141,7 @@ def resume(job_id: str, wait: WaitOpt = False, config: ConfigOpt = None, as_json
                 raise typer.Exit(2)
             job = _with_progress(job, wait and not as_json, lambda cb: jobs.run(job_id, on_progress=cb))
     except CascadeError as exc:
-        _fail(exc)
+        fail(exc)
     _print_summary(job, as_json)
 
 
@@ -169,7 +160,7 @@ def worker(
     try:
         from workers.app import app as celery_app
     except CascadeError as exc:
-        _fail(exc)
+        fail(exc)
     celery_app.worker_main(["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}"])
 
 
@@ -197,7 +188,7 @@ def _print_summary(summary: dict, as_json: bool) -> None:
     table = Table("job", summary["id"], show_header=True)
     for key in ("status", "task", "mode", "total", "finished", "done", "escalated", "over_budget", "failed",
                 "invalid", "cancelled", "queued", "pending", "escalating", "escalation_rate", "cost",
-                "latency_ms_p50", "latency_ms_p95", "budget"):
+                "max_spend", "estimated_spend", "spend", "latency_ms_p50", "latency_ms_p95", "budget"):
         value = summary.get(key)
         if value is None:
             continue

@@ -7,6 +7,8 @@ Registered in cli/main.py with `app.command("calibrate")(calibrate)`. The work i
 from __future__ import annotations
 
 import json
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -39,28 +41,64 @@ def _tier1(settings):
     return tier, backend, file_sha256(path, settings.data_dir)
 
 
-def _splits(data: str, fit_size: int, test_size: int, seed: int, root, labels):
-    """(fit examples, test examples, label list, description). banking77 fits on train and tests
-    on test; any other set is split into disjoint, stratified fit and test parts."""
+def _splits(data: str, fit_size: int, test_size: int, pool_size: int, seed: int, root, labels):
+    """(fit, test, demonstration pool, label list), each part a (dataset, examples) pair, all three
+    disjoint. banking77 fits on train (the pool is another part of train) and tests on test; any
+    other set is split into disjoint, stratified parts."""
     from orchestrator.datasets import load_named, split
 
+    pool_sizes = [pool_size] if pool_size else []
     if data == "banking77":
         train, test = load_named("banking77", "train", root), load_named("banking77", "test", root)
-        [fit] = split(train.examples, [fit_size], seed=seed)
-        [held_out] = split(test.examples, [test_size], seed=seed)
-        return (train, fit), (test, held_out), train.labels
+        fit, *pool = split(train.examples, [fit_size, *pool_sizes], seed=seed)
+        seen = {e.text for e in fit + (pool[0] if pool else [])}  # a test text also in train stays out
+        [held_out] = split([e for e in test.examples if e.text not in seen], [test_size], seed=seed)
+        return (train, fit), (test, held_out), (train, pool[0] if pool else []), train.labels
     dataset = load_named(data, root=root, labels=labels)
-    fit, held_out = split(dataset.examples, [fit_size, test_size], seed=seed)
-    return (dataset, fit), (dataset, held_out), dataset.labels
+    fit, held_out, *pool = split(dataset.examples, [fit_size, test_size, *pool_sizes], seed=seed)
+    return (dataset, fit), (dataset, held_out), (dataset, pool[0] if pool else []), dataset.labels
+
+
+@contextmanager
+def _retriever(pool, labels: list[str], k: int, order: str):
+    """text -> the k nearest pool examples as (text, label) demonstrations, as `Cascade.run` picks
+    them from the example store (same embeddings, label filter and order). The store lives in a
+    temporary directory and holds the pool only, so no fit or test item can retrieve itself. It is
+    built on the first call: a run whose log-probs are all cached embeds nothing."""
+    if k == 0:
+        yield None
+        return
+    from agents.retrieval import Example, ExampleStore
+
+    with tempfile.TemporaryDirectory(prefix="cascade-calibrate-") as tmp:
+        stores: list[ExampleStore] = []
+
+        def nearest(text: str) -> list[tuple[str, str]]:
+            if not stores:
+                stores.append(ExampleStore(path=Path(tmp) / "qdrant"))
+                stores[0].add("calibration", [Example(text=e.text, label=e.label, source="calibration:pool")
+                                              for e in pool])
+            return [(d.text, d.label) for d in stores[0].nearest("calibration", text, k, labels, order=order)]
+
+        try:
+            yield nearest
+        finally:
+            for store in stores:
+                store.close()
 
 
 def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size: int, seed: int = 0,
                     method: str = "temperature", target_accuracy: float | None = None, delta: float = 0.1,
                     target_escalation_rate: float | None = None, max_escalation_share: float | None = None,
                     per_class: bool = False, labels: list[str] | None = None, data_root: Path | None = None,
-                    report_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+                    demos: int = 0, demo_pool: int = 1000, report_dir: Path | None = None,
+                    progress: bool = True) -> dict[str, Any]:
     """Collect tier-1 log-probs on a fit split and a disjoint test split (cached in the data dir),
-    fit, evaluate, save. Returns {"artifact", "report", "path", "report_dir", "skipped"}."""
+    fit, evaluate, save. Returns {"artifact", "report", "path", "report_dir", "skipped"}.
+
+    With `demos` = k > 0 every item's prompt carries its k nearest examples from a third disjoint
+    part (`demo_pool` items), as the cascade's prompts do once the task's example store holds at
+    least k examples: the artifact is for that prompt version (`classify-v2+demos{k}`)."""
     from agents.classify import prompt_version
     from orchestrator.calibration import (
         ArtifactStore, LogprobCache, collect_label_logprobs, evaluate_artifact, fit_artifact, labels_id,
@@ -69,24 +107,32 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
 
     if task not in KNOWN_TASKS:
         raise InvalidInputError(f"unknown task {task!r}; known tasks: {', '.join(KNOWN_TASKS)}")
-    PROMPT_VERSION = prompt_version()  # the cascade's tier-1 prompt: no demonstrations
-    (fit_set, fit), (test_set, test), label_list = _splits(data, fit_size, test_size, seed, data_root, labels)
+    if demos < 0 or (demos and demo_pool < demos):
+        raise InvalidInputError(f"--demos must be >= 0 and the demonstration pool at least that large; "
+                                f"got demos={demos}, demo pool={demo_pool}")
+    PROMPT_VERSION = prompt_version([("", "")] * demos)  # the prompt the cascade builds with k demonstrations
+    (fit_set, fit), (test_set, test), (_, pool), label_list = _splits(
+        data, fit_size, test_size, demo_pool if demos else 0, seed, data_root, labels)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     tier, backend, model_hash = _tier1(settings)
     cache_dir = settings.data_dir / "calibration" / "cache"
+    pool_id = f"-pool{len(pool)}s{seed}" if demos else ""  # retrieved demonstrations depend on the pool
+    order = settings.tasks[task].examples.order if task in settings.tasks else "nearest_last"
 
-    def scores(dataset, examples, what):
-        cache = LogprobCache(cache_dir / f"{dataset.name}-{model_hash[:12]}-{PROMPT_VERSION}-{labels_id(label_list)}.npz",
-                             len(label_list))
-        z = collect_label_logprobs(backend, examples, label_list, progress=progress, cache=cache,
-                                   description=f"{what} ({dataset.name})")
+    def scores(dataset, examples, what, retrieve):
+        name = f"{dataset.name}-{model_hash[:12]}-{PROMPT_VERSION}{pool_id}-{labels_id(label_list)}.npz"
+        z = collect_label_logprobs(backend, examples, label_list, progress=progress,
+                                   cache=LogprobCache(cache_dir / name, len(label_list)),
+                                   description=f"{what} ({dataset.name})", demonstrations=retrieve)
         ok = np.isfinite(z).all(axis=1)
         return z[ok], dataset.gold_index([e for e, keep in zip(examples, ok) if keep]), int((~ok).sum())
 
-    z_fit, gold_fit, skipped_fit = scores(fit_set, fit, "fit split")
-    z_test, gold_test, skipped_test = scores(test_set, test, "test split")
+    with _retriever(pool, label_list, demos, order) as retrieve:
+        z_fit, gold_fit, skipped_fit = scores(fit_set, fit, "fit split", retrieve)
+        z_test, gold_test, skipped_test = scores(test_set, test, "test split", retrieve)
     source = {"data": data, "fit_set": fit_set.name, "test_set": test_set.name, "fit_size": len(gold_fit),
-              "test_size": len(gold_test), "seed": seed, "tier": tier.name, "model_path": tier.model_path}
+              "test_size": len(gold_test), "seed": seed, "tier": tier.name, "model_path": tier.model_path,
+              "demonstrations": {"k": demos, "pool_size": len(pool), "order": order} if demos else None}
     artifact = fit_artifact(task, z_fit, gold_fit, label_list, model_hash, PROMPT_VERSION, method=method,
                             target_accuracy=target_accuracy, delta=delta,
                             target_escalation_rate=target_escalation_rate,
@@ -116,7 +162,7 @@ def _table(result: dict[str, Any]) -> Table:
     fit = artifact.fit_metrics
     table = Table("figure", "fit split", "test split", title=f"calibration artifact {artifact.id} ({artifact.method})")
     table.add_row("items", _fmt(fit["n"]), _fmt(report.n))
-    for key, name in [("accuracy_raw", "accuracy, raw argmax"), ("accuracy", "accuracy, debiased"),
+    for key, name in [("accuracy_raw", "accuracy, raw argmax"), ("accuracy", "accuracy, calibrated (debiased or vector-scaled)"),
                       ("ece_raw", "ECE before (raw top prob)"), ("ece", "ECE after"),
                       ("brier_raw", "Brier before"), ("brier", "Brier after"),
                       ("auroc_raw", "AUROC before"), ("auroc", "AUROC after (confidence vs correct)")]:
@@ -137,11 +183,15 @@ def calibrate(
     target_escalation_rate: Annotated[Optional[float], typer.Option(help="escalate about this share (no guarantee)")] = None,
     max_escalation_share: Annotated[Optional[float], typer.Option(help="escalate at most this share")] = None,
     per_class: Annotated[bool, typer.Option(help="one accuracy threshold per predicted label")] = False,
-    method: Annotated[str, typer.Option(help="calibrator: temperature, platt or isotonic")] = "temperature",
+    method: Annotated[str, typer.Option(help="calibrator: vector (label-aware scale and bias per label), temperature, platt or isotonic")] = "vector",
     fit_size: Annotated[int, typer.Option(min=1, help="items to fit on")] = 600,
     test_size: Annotated[int, typer.Option(min=1, help="items to check on (disjoint from the fit items)")] = 600,
     seed: Annotated[int, typer.Option(help="seed of the stratified split")] = 0,
     labels: Annotated[Optional[str], typer.Option(help="JSONL data only: comma-separated label set in prompt order")] = None,
+    demos: Annotated[int, typer.Option(min=0, help="retrieved demonstrations per prompt, as the cascade shows once "
+                                       "the task's example store holds them (0: the zero-shot prompt)")] = 0,
+    demo_pool: Annotated[int, typer.Option(min=1, help="labelled items, disjoint from fit and test, to retrieve "
+                                           "demonstrations from")] = 1000,
     data_root: Annotated[Optional[Path], typer.Option(help="evaluation data root (else $CASCADE_EVAL_DATA, else ../shared/data)")] = None,
     report_dir: Annotated[Optional[Path], typer.Option(help="where to write the PNG plots and report.json")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="data directory (else config / $CASCADE_DATA_DIR)")] = None,
@@ -162,7 +212,7 @@ def calibrate(
             settings, task, data, fit_size=fit_size, test_size=test_size, seed=seed, method=method,
             target_accuracy=target_accuracy, delta=delta, target_escalation_rate=target_escalation_rate,
             max_escalation_share=max_escalation_share, per_class=per_class, labels=label_list,
-            data_root=data_root, report_dir=report_dir, progress=not as_json)
+            data_root=data_root, demos=demos, demo_pool=demo_pool, report_dir=report_dir, progress=not as_json)
     except CascadeError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2 if isinstance(exc, UserError) else 1)

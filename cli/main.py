@@ -10,19 +10,20 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from agents.errors import CascadeError, UserError
+from agents.errors import CascadeError
 from agents.results import CascadeResult
+from cli.common import ConfigOpt, JsonOpt, err, fail, out
+from cli.audit import audit_app, review_app
 from cli.batch import batch_app, bench_batch, worker
 from cli.calibrate import calibrate
 from cli.experiments import experiments_app
 
 app = typer.Typer(help="Run tasks on a small local model first; escalate only when it must.", no_args_is_help=True)
-audit_app = typer.Typer(help="Read the audit log.", no_args_is_help=True)
 models_app = typer.Typer(help="Model tiers: serve the local ones.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(review_app, name="review")
 examples_app = typer.Typer(help="Labelled examples shown to the small model as demonstrations.", no_args_is_help=True)
 app.add_typer(examples_app, name="examples")
 bench_app = typer.Typer(help="Benchmarks of the cascade's own cost (results go in docs/benchmarks.md).", no_args_is_help=True)
@@ -35,11 +36,6 @@ bench_app.command("batch")(bench_batch)
 app.command("calibrate")(calibrate)
 app.add_typer(experiments_app, name="experiment")
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # error text stays on one line for grep and logs
-
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (else $CASCADE_CONFIG, else the default ladder)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for pipelines")]
 
 DEMO_LABELS = ["card arrival", "lost or stolen card", "exchange rate", "top up failed"]
 DEMO_TEXTS = [
@@ -50,11 +46,6 @@ DEMO_TEXTS = [
     "Someone stole my wallet with my card inside",
     "How long does delivery of a card take to Spain?",
 ]
-
-
-def _fail(exc: CascadeError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    raise typer.Exit(2 if isinstance(exc, UserError) else 1)
 
 
 def _cascade(config: Path | None):
@@ -83,7 +74,7 @@ def classify(
         with _cascade(config) as cascade:
             result = cascade.classify(text, labels=label)
     except CascadeError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         out.print_json(result.model_dump_json())
     else:
@@ -108,7 +99,7 @@ def demo(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                 for text in DEMO_TEXTS:
                     results.append((text, cascade.classify(text, labels=DEMO_LABELS)))
     except CascadeError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         out.print_json(json.dumps([r.model_dump(mode="json") for _, r in results]))
         return
@@ -116,59 +107,6 @@ def demo(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     out.print(_results_table(results))
     escalated = sum(r.escalated for _, r in results)
     out.print(f"{escalated} of {len(results)} escalated; audit log: {settings.audit_url}")
-
-
-@audit_app.command("list")
-def audit_list(
-    limit: Annotated[int, typer.Option(help="how many runs, newest first")] = 20,
-    task: Annotated[Optional[str], typer.Option(help="only this task")] = None,
-    status: Annotated[Optional[str], typer.Option(help="only this status: accepted, unresolved, failed, running")] = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """List recent runs."""
-    from orchestrator import AuditStore, load_settings
-
-    try:
-        store = AuditStore(load_settings(config).audit_url)
-        runs = store.list_runs(limit=limit, task=task, status=status)
-    except CascadeError as exc:
-        _fail(exc)
-    if as_json:
-        out.print_json(json.dumps(runs))
-        return
-    table = Table("run", "started", "task", "status", "answer", "tier", "confidence", "reason")
-    for r in runs:
-        conf = f"{r['confidence']:.3f}" if r["confidence"] is not None else "-"
-        table.add_row(r["id"], r["started_at"][:19], r["task"], r["status"], r["answer"] or "-",
-                      r["final_tier"] or "-", conf, r["reason"])
-    out.print(table)
-
-
-@audit_app.command("show")
-def audit_show(run_id: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Show one run with every attempt."""
-    from orchestrator import AuditStore, load_settings
-
-    try:
-        run = AuditStore(load_settings(config).audit_url).get_run(run_id)
-    except CascadeError as exc:
-        _fail(exc)
-    if run is None:
-        err.print(f"[bold red]error:[/] no run with id {run_id}; list runs with `cascade audit list`")
-        raise typer.Exit(2)
-    if as_json:
-        out.print_json(json.dumps(run))
-        return
-    for key, value in run.items():
-        if key != "attempts":
-            out.print(f"[bold]{key}[/]: {value}", highlight=False)
-    table = Table("#", "tier", "model", "answer", "confidence", "decision", "reason", "tokens in/out", "ms", "cost")
-    for a in run["attempts"]:
-        conf = f"{a['confidence']:.3f}" if a["confidence"] is not None else "-"
-        table.add_row(str(a["seq"]), a["tier_name"], a["model_id"], a["answer"] or "-", conf, a["decision"],
-                      a["reason"], f"{a['tokens_in']}/{a['tokens_out']}", f"{a['latency_ms']:.0f}", f"{a['cost']:.6f}")
-    out.print(table)
 
 
 @models_app.command("serve")
@@ -192,7 +130,7 @@ def models_serve(
             processes.append(start_tier_server(settings, t))
             out.print(f"serving tier {t.name} at {t.api_base} (log: {server_log(settings, t)})")
     except CascadeError as exc:
-        _fail(exc)
+        fail(exc)
     out.print("press Ctrl-C to stop")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -220,7 +158,7 @@ def examples_add(file: Annotated[Path, typer.Argument(help="JSONL or CSV with te
             added = cascade.examples.add(task, examples)
             total = cascade.examples.count(task)
     except CascadeError as exc:
-        _fail(exc)
+        fail(exc)
     summary = {"read": len(examples), "added": len(added), "near_duplicates": len(examples) - len(added), "total": total}
     out.print_json(json.dumps(summary)) if as_json else out.print(
         f"added {len(added)} of {len(examples)} examples ({len(examples) - len(added)} near-duplicates); {total} stored for {task}")
@@ -234,7 +172,7 @@ def examples_list(task: TaskOpt = "classify", limit: Annotated[int, typer.Option
         with _cascade(config) as cascade:
             examples = cascade.examples.list(task, limit=limit)
     except CascadeError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         out.print_json(json.dumps([e.model_dump() for e in examples]))
         return
@@ -252,7 +190,7 @@ def examples_remove(ids: Annotated[list[str], typer.Argument(help="example ids")
         with _cascade(config) as cascade:
             removed = cascade.examples.remove(task, ids)
     except CascadeError as exc:
-        _fail(exc)
+        fail(exc)
     if removed < len(ids):
         err.print(f"removed {removed}; {len(ids) - removed} id(s) were not in the store")
         raise typer.Exit(1)
@@ -289,6 +227,28 @@ def _print_bench(result: dict, as_json: bool) -> None:
     for key, value in result.items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     out.print(table)
+
+
+@bench_app.command("redaction")
+def bench_redaction(n: Annotated[int, typer.Option("--n", help="synthetic labelled texts")] = 500,
+                    seed: Annotated[int, typer.Option(help="seed of the generated texts")] = 0,
+                    as_json: JsonOpt = False) -> None:
+    """Recall of personal-data redaction per entity type on synthetic Faker texts (six locales)."""
+    from orchestrator.redaction_bench import run_redaction_bench
+
+    with out.status(f"redacting {n} synthetic texts (seed {seed})..."):
+        result = run_redaction_bench(n, seed)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    table = Table("entity type", "labelled", "recalled", "partial", "recall",
+                  title=f"redaction recall, {n} texts, seed {seed}, Faker {result['faker_version']}")
+    for etype, row in result["entities"].items():
+        table.add_row(etype, str(row["n"]), str(row["recalled"]), str(row["partial"]),
+                      "-" if row["recall"] is None else f"{row['recall']:.3f}")
+    out.print(table)
+    out.print(f"false positives per 100 texts: {result['false_positives_per_100_texts']} "
+              f"{result['false_positives_by_type']}; median {result['median_ms_per_text']} ms per text")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from agents.errors import (
     ModelError,
     ModelFileError,
     ModelTimeoutError,
+    RunConflictError,
     StorageError,
     TierUnreachableError,
     UnknownTaskError,
@@ -22,6 +23,6 @@ from .jobs import Jobs
 
 __all__ = [
     "Attempt", "AuditStore", "Cascade", "CascadeError", "CascadeResult", "ConfigError", "InvalidInputError",
-    "InvalidOutputError", "Jobs", "ModelError", "ModelFileError", "ModelTimeoutError", "Settings", "StorageError",
-    "TierUnreachableError", "UnknownTaskError", "UserError", "load_settings",
+    "InvalidOutputError", "Jobs", "ModelError", "ModelFileError", "ModelTimeoutError", "RunConflictError", "Settings",
+    "StorageError", "TierUnreachableError", "UnknownTaskError", "UserError", "load_settings",
 ]

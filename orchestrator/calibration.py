@@ -16,7 +16,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +31,7 @@ from routers import (
     BudgetPolicy, ClassThresholds, EscalationRatePolicy, GuaranteedAccuracyPolicy, Threshold, auroc,
     batch_prior, brier_score, expected_calibration_error, load_calibrator,
 )
-from routers.calibrators import IsotonicCalibrator, PlattCalibrator, TemperatureScaling
+from routers.calibrators import IsotonicCalibrator, PlattCalibrator, TemperatureScaling, VectorScaling
 from routers.metrics import area_under_risk_coverage
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
 
 ARTIFACT_FORMAT = 1
 MIN_FIT_ITEMS = 30  # below this no calibrator or guarantee is worth storing
-Method = Literal["temperature", "platt", "isotonic"]
+Method = Literal["temperature", "vector", "platt", "isotonic"]
 _FLOOR = 1e-300  # probabilities of exactly 0 become this before taking logs
 
 
@@ -95,14 +95,15 @@ class LogprobCache:
 
 
 def collect_label_logprobs(backend, examples: Sequence, labels: Sequence[str], progress: bool = True,
-                           cache: LogprobCache | None = None, description: str = "scoring") -> np.ndarray:
+                           cache: LogprobCache | None = None, description: str = "scoring",
+                           demonstrations: Callable[[str], list[tuple[str, str]]] | None = None) -> np.ndarray:
     """Score every example's text against every label: log-probs of shape [n, len(labels)].
 
     `backend` has `score(messages, item, labels)` (the llama.cpp backend); each item is
-    `agents.classify.item_block(text)`, exactly what the cascade's tier 1 sees (no demonstrations,
-    prompt version `agents.classify.prompt_version()`). The prompt and the label list are the same
-    for every item, so the backend's cached prefix is reused. An item the
-    model cannot take (longer than its context) gets a row of NaN and a warning.
+    `agents.classify.item_block(text, demonstrations(text))`, exactly what the cascade's tier 1
+    sees (prompt version `agents.classify.prompt_version(...)` of those demonstrations). The
+    prompt and the label list are the same for every item, so the backend's cached prefix is
+    reused. An item the model cannot take (longer than its context) gets a row of NaN and a warning.
     """
     labels = validate_labels(list(labels))
     prompt = messages(labels)
@@ -121,7 +122,9 @@ def collect_label_logprobs(backend, examples: Sequence, labels: Sequence[str], p
             job = bar.add_task(description, total=len(todo))
             for i in todo:
                 try:
-                    scored = backend.score(prompt, item_block(examples[i].text), labels)
+                    text = examples[i].text
+                    shown = demonstrations(text) if demonstrations is not None else []
+                    scored = backend.score(prompt, item_block(text, shown), labels)
                 except InvalidInputError as exc:
                     warnings.warn(f"item {i} skipped: {exc}", RuntimeWarning, stacklevel=2)
                 else:
@@ -189,20 +192,26 @@ def _features(probs: np.ndarray) -> np.ndarray:
     return np.column_stack([logit(np.clip(top, 1e-6, 1 - 1e-6)), margin, entropy])
 
 
-def _confidence(method: str, calibrator, logits: np.ndarray) -> np.ndarray:
+def _calibrated(method: str, calibrator, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted label index, calibrated confidence). Only the label-aware vector scaling may
+    change the predicted label; the others rank the (debiased) logits and calibrate the top one."""
+    if method == "vector":
+        probs = calibrator.probs(logits)
+        return probs.argmax(axis=1), probs.max(axis=1)
     if method == "temperature":
-        return np.asarray(calibrator.confidence(logits), dtype=float)
-    probs = softmax(logits, axis=1)
-    if method == "platt":
-        return calibrator.predict(_features(probs))
-    return calibrator.predict(probs.max(axis=1))
+        conf = np.asarray(calibrator.confidence(logits), dtype=float)
+    elif method == "platt":
+        conf = calibrator.predict(_features(softmax(logits, axis=1)))
+    else:
+        conf = calibrator.predict(softmax(logits, axis=1).max(axis=1))
+    return logits.argmax(axis=1), np.clip(conf, 0, 1)
 
 
 def calibrated_predictions(artifact: CalibrationArtifact, logprobs) -> tuple[np.ndarray, np.ndarray]:
     """(predicted label index, calibrated confidence) for each row of log-probs [n, k]."""
     z = _check_logprobs(logprobs, artifact.labels)
     logits = z - np.asarray(artifact.debias_prior) if artifact.debias_prior is not None else z
-    return logits.argmax(axis=1), np.clip(_confidence(artifact.method, artifact.calibrator_obj(), logits), 0, 1)
+    return _calibrated(artifact.method, artifact.calibrator_obj(), logits)
 
 
 def apply_artifact(artifact: CalibrationArtifact, label_logprobs) -> tuple[str, float]:
@@ -293,24 +302,27 @@ def fit_artifact(task: str, logprobs, gold_index, labels: Sequence[str], model_f
                                 f"or max_escalation_share (got {len(chosen)})")
     if per_class and target_accuracy is None:
         raise InvalidInputError("per_class thresholds need target_accuracy (a guarantee per predicted label)")
-    if method not in ("temperature", "platt", "isotonic"):
-        raise InvalidInputError(f"unknown calibration method {method!r}; use temperature, platt or isotonic")
+    if method not in ("temperature", "vector", "platt", "isotonic"):
+        raise InvalidInputError(f"unknown calibration method {method!r}; use temperature, vector, platt or isotonic")
 
-    prior = batch_prior(z) if debias else None
+    # Vector scaling learns the label bias itself; the others calibrate batch-debiased logits.
+    prior = batch_prior(z) if debias and method != "vector" else None
     logits = z - prior if prior is not None else z
-    pred = logits.argmax(axis=1)
-    correct = pred == gold
     probs = softmax(logits, axis=1)
+    correct_before = logits.argmax(axis=1) == gold
     try:
         if method == "temperature":
             calibrator = TemperatureScaling().fit(logits, gold)
+        elif method == "vector":
+            calibrator = VectorScaling().fit(logits, gold)
         elif method == "platt":
-            calibrator = PlattCalibrator().fit(_features(probs), correct)
+            calibrator = PlattCalibrator().fit(_features(probs), correct_before)
         else:
-            calibrator = IsotonicCalibrator().fit(probs.max(axis=1), correct)
+            calibrator = IsotonicCalibrator().fit(probs.max(axis=1), correct_before)
     except ValueError as exc:
         raise InvalidInputError(f"cannot fit the {method} calibrator: {exc}") from None
-    conf = np.clip(_confidence(method, calibrator, logits), 0, 1)
+    pred, conf = _calibrated(method, calibrator, logits)
+    correct = pred == gold
 
     try:
         if target_accuracy is not None:

@@ -13,14 +13,18 @@ from typing import Any
 from agents import classify as classification
 from agents.backends.litellm_backend import LitellmBackend, LitellmOptions
 from agents.errors import CascadeError, ConfigError, InvalidInputError, UnknownTaskError
+from agents.redaction import Redactor
 from agents.results import Attempt, CascadeResult
 from agents.retrieval import Embedder, Example, ExampleStore
 
 from .audit import AuditStore, text_hash
 from .calibration import ArtifactStore, CalibrationArtifact
-from .config import KNOWN_TASKS, EncoderTier, ExampleSettings, LitellmTier, LlamaCppTier, Settings, load_settings
+from .config import (
+    KNOWN_TASKS, EncoderTier, ExampleSettings, LitellmTier, LlamaCppTier, PrivacySettings, Settings, load_settings,
+    protect_secrets,
+)
 from .example_files import read_examples
-from .graph import CascadeContext, TierHandle, build_graph, ms_since
+from .graph import CascadeContext, ItemPrivacy, TierHandle, build_graph, ms_since
 from .models import file_sha256, resolve_model_path
 
 _TASKS = {"classify": classification.classify}
@@ -33,6 +37,7 @@ class Cascade:
         """`backends` maps tier names to ready backend objects, replacing the configured ones
         (tests use it to put a recording fake in place of a tier)."""
         self.settings = settings
+        protect_secrets(settings)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.audit = AuditStore(settings.audit_url)
         self._injected = dict(backends or {})
@@ -44,6 +49,7 @@ class Cascade:
         self._calibrations: dict[tuple, tuple[CalibrationArtifact | None, str]] = {}
         self._examples: ExampleStore | None = None
         self._embedder_model: Embedder | None = None
+        self._redactors: dict[str, Redactor] = {}
         self._graph = build_graph()
         self._config_hash = hashlib.sha256(
             json.dumps(settings.model_dump(mode="json", include={"tiers", "tasks"}), sort_keys=True).encode()
@@ -65,38 +71,56 @@ class Cascade:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def classify(self, text: str, labels: list[str]) -> CascadeResult:
-        """Classify `text` into one of `labels` (any label set; labels may be several tokens long)."""
-        return self.run("classify", text=text, labels=labels)
+    def classify(self, text: str, labels: list[str], *, confidential: bool = False) -> CascadeResult:
+        """Classify `text` into one of `labels` (any label set; labels may be several tokens long).
+        A confidential text never leaves the machine and never becomes a stored example."""
+        return self.run("classify", text=text, labels=labels, confidential=confidential)
 
     def run(self, task: str, *, stop_after_tier: int | None = None, resume_run_id: str | None = None,
-            learn: bool | None = None, **payload: Any) -> CascadeResult:
+            run_id: str | None = None, learn: bool | None = None, confidential: bool = False,
+            **payload: Any) -> CascadeResult:
         """Run one task through the ladder and record it. `learn=False` keeps this item out of the
-        example store whatever the task's settings say.
+        example store whatever the task's settings say. `confidential=True` applies the strictest
+        data policy to this item: no external tier (it ends in needs_review instead), no example.
 
         Two-phase batches use the keywords: `stop_after_tier=0` pauses an item that would escalate
         past tier 0 (outcome "pending"); `resume_run_id=` continues that same run on the next tier.
+        `run_id=` chooses the audit run's id (default: a new uuid4); a run of that id left `running`
+        by a process that died is restarted, any other existing run is a RunConflictError (see
+        AuditStore.start_run). The batch job layer uses it so a re-delivered item reuses its run.
         """
+        if run_id is not None and resume_run_id is not None:
+            raise InvalidInputError("give run_id= to start a run or resume_run_id= to resume one, not both")
         if task not in _TASKS:
             raise UnknownTaskError(f"unknown task {task!r}; known tasks: {', '.join(KNOWN_TASKS)}")
         text = classification.validate_text(payload.get("text"))
         labels = classification.validate_labels(payload.get("labels"))
         task_settings = self.settings.task(task)
+        policy = _data_policy(task_settings.privacy, confidential)
         shown = self._demonstrations(task, text, labels, task_settings.examples)
         demos = [(e.text, e.label) for e in shown]
         payload = {"text": text, "labels": labels, "demonstrations": demos}
         run_task, prompt_version = _TASKS[task], classification.prompt_version(demos)
         threshold = task_settings.threshold
-        params = {"labels": labels, "demonstrations": [e.id for e in shown]}
+        params = {"labels": labels, "demonstrations": [e.id for e in shown], "data_policy": policy}
 
         if resume_run_id is None:
-            run_id, attempts = self.audit.start_run(task, text, params, self._config_hash), []
+            run_id, attempts = self.audit.start_run(task, text, params, self._config_hash, run_id=run_id), []
         else:
             run_id, attempts = resume_run_id, self._pending_attempts(resume_run_id, task, text)
-        start_tier = attempts[-1].tier_index + 1 if attempts else 0
         started = time.perf_counter()
+        privacy = ItemPrivacy(external=policy["external"], redact=partial(self._redact, task))
         context = CascadeContext(tiers=self._tiers, run_task=run_task, prompt_version=prompt_version,
-                                 threshold=threshold, calibration=partial(self._calibration, task, prompt_version))
+                                 threshold=threshold, calibration=partial(self._calibration, task, prompt_version),
+                                 privacy=privacy)
+        start_tier = context.next_allowed(attempts[-1].tier_index if attempts else -1)
+        if start_tier is None:  # a ladder of external tiers only, and a policy that forbids them
+            result = CascadeResult(
+                run_id=run_id, task=task, outcome="needs_review", answer=None, confidence=None, tier_name=None,
+                reason=f"needs review: the data policy ({policy['external']}) forbids every tier of the ladder",
+                attempts=attempts, latency_ms=ms_since(started), cost=0.0)
+            self.audit.finish_run(result)
+            return result
         initial = {"payload": payload, "tier_index": start_tier, "attempts": attempts,
                    "stop_after_tier": stop_after_tier}
         try:
@@ -113,7 +137,7 @@ class Cascade:
         result = CascadeResult(run_id=run_id, task=task, attempts=attempts, latency_ms=ms_since(started),
                                **state["final"])
         self.audit.finish_run(result)
-        if learn is not False and task_settings.examples.learn:
+        if learn is not False and task_settings.examples.learn and policy["keep_examples"]:
             self._learn(task, text, result, task_settings.examples.learn_min_confidence)
         return result
 
@@ -134,6 +158,29 @@ class Cascade:
             self.audit.note_params(run_id, learned_example=added[0].id, reviewed_by=reviewer)
         return added[0] if added else None
 
+    def review_queue(self, task: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Runs waiting for a person (outcome needs_review, not yet resolved), oldest first."""
+        return self.audit.review_queue(task=task, limit=limit)
+
+    def resolve_review(self, run_id: str, answer: str, reviewer: str, note: str = "",
+                       text: str | None = None) -> dict[str, Any]:
+        """Record a reviewer's answer for a needs_review run (audited). Given the item's `text`
+        (the audit log keeps only its hash), the answer also becomes a stored example, unless the
+        run's data policy forbids keeping it."""
+        run = self.audit.get_run(run_id)
+        if run is not None and text is not None and text_hash(text) != run["input_hash"]:
+            raise InvalidInputError(f"the text given does not match the input of run {run_id}")
+        review = self.audit.resolve_review(run_id, answer, reviewer, note)  # checks the run, answer and reviewer
+        if text is not None and run["params"].get("data_policy", {}).get("keep_examples", True):
+            self.add_reviewed_example(run["task"], text, answer, reviewer, run_id=run_id)
+        return review
+
+    def _redact(self, task: str, texts: list[str]):
+        """Personal data of `texts` replaced by placeholders (one Redactor per task, loaded on first use)."""
+        if task not in self._redactors:
+            self._redactors[task] = Redactor(self.settings.task(task).privacy.entities)
+        return self._redactors[task].redact(texts)
+
     def _embedder(self) -> Embedder:
         """One embedding model per Cascade, shared by the example store and encoder tiers."""
         if self._embedder_model is None:
@@ -144,8 +191,7 @@ class Cascade:
         local_store_missing = self.settings.qdrant_url is None and not (self.settings.data_dir / "qdrant").exists()
         if settings.k == 0 or (self._examples is None and local_store_missing):
             return []  # nothing stored yet: no need to load the embedding model
-        nearest = self.examples.nearest(task, text, settings.k, labels=labels)
-        return list(reversed(nearest)) if settings.order == "nearest_last" else nearest
+        return self.examples.nearest(task, text, settings.k, labels=labels, order=settings.order)
 
     def _learn(self, task: str, text: str, result: CascadeResult, min_confidence: float) -> None:
         """Keep a higher tier's confident answer as a demonstration for the small model next time."""
@@ -190,7 +236,7 @@ class Cascade:
             backend = self._injected[tier.name]
             return TierHandle(name=tier.name, model_id=getattr(backend, "model_id", tier.name),
                               model_file_hash=lambda: getattr(backend, "file_hash", None), backend=lambda: backend,
-                              price_per_1k=_local_prices(tier))
+                              price_per_1k=_configured_prices(tier), external=tier.locality == "external")
         if isinstance(tier, LlamaCppTier):
             return self._llama_handle(tier)
         if isinstance(tier, EncoderTier):
@@ -250,7 +296,23 @@ class Cascade:
             return file_sha256(resolve_model_path(tier.serve.model_path, data_dir, tier_name=tier.name), data_dir)
 
         return TierHandle(name=tier.name, model_id=tier.model, model_file_hash=served_file_hash,
-                          backend=lambda: backend)
+                          backend=lambda: backend, external=tier.locality == "external")
+
+
+def _data_policy(privacy: PrivacySettings, confidential: bool) -> dict[str, Any]:
+    """The policy that applies to one item, as the audit log records it."""
+    if confidential:
+        return {"source": "confidential call", "external": "forbid", "keep_examples": False}
+    return {"source": "task", "external": privacy.external, "keep_examples": privacy.keep_examples}
+
+
+def _configured_prices(tier: LlamaCppTier | LitellmTier | EncoderTier) -> tuple[float, float]:
+    """An injected backend stands in for the tier: it costs what the tier's configured prices say
+    (a litellm tier's backend would price by them too when both are set)."""
+    prices = getattr(tier, "prices", None)
+    if isinstance(tier, LitellmTier) and prices.input_per_1k is not None and prices.output_per_1k is not None:
+        return (prices.input_per_1k, prices.output_per_1k)
+    return _local_prices(tier) if prices is not None else (0.0, 0.0)
 
 
 def _local_prices(tier: LlamaCppTier | LitellmTier) -> tuple[float, float]:

@@ -13,6 +13,7 @@ Environment variables (all optional):
   CASCADE_BROKER_URL    Celery broker of distributed jobs (default redis://127.0.0.1:6379/0;
                         RabbitMQ: amqp://guest:guest@127.0.0.1:5672//)
   CASCADE_BATCH_MAX_ESCALATION_SHARE  default share of a job's items that may go past tier 1 (0..1)
+  CASCADE_BATCH_MAX_SPEND  default cap on a job's estimated escalation spend (default: none)
   CASCADE_BATCH_MAX_FILE_MB, CASCADE_BATCH_MAX_ROW_KB  input limits of a batch file and of one row
   CASCADE_BATCH_MAX_RETRIES, CASCADE_BATCH_RETRY_BACKOFF_S  provider errors: retries and first backoff
   CASCADE_BATCH_STORAGE_RETRIES  database errors: retries before an item is given up to the sweeper
@@ -32,7 +33,9 @@ from platformdirs import user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agents import secrets
 from agents.errors import ConfigError
+from agents.redaction import DEFAULT_ENTITIES, validate_entities
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 KNOWN_TASKS = ("classify",)
@@ -64,6 +67,7 @@ class LlamaCppTier(_Strict):
 
     kind: Literal["llama_cpp"]
     name: str = Field(min_length=1)
+    locality: Literal["local"] = Field(default="local", description="in-process: data never leaves the machine")
     model_path: str = Field(min_length=1, description="GGUF path, or bundled:smollm2 / bundled:gemma3-270m")
     n_ctx: int = Field(default=2048, ge=128)
     n_threads: int | None = Field(default=None, ge=1)
@@ -75,6 +79,10 @@ class LitellmTier(_Strict):
 
     kind: Literal["litellm"]
     name: str = Field(min_length=1)
+    # Required, no default: only the operator knows whether api_base is this machine or a provider.
+    locality: Literal["local", "external"] = Field(
+        description="local: the endpoint runs on this machine or network under your control; external: data "
+                    "leaves it (a cloud provider); the task's privacy policy decides what may be sent")
     model: str = Field(min_length=1, description="litellm model string, e.g. openai/gpt-4o-mini")
     api_base: str | None = None
     api_key_env: str | None = Field(default=None, description="name of the environment variable holding the key")
@@ -105,6 +113,7 @@ class EncoderTier(_Strict):
 
     kind: Literal["encoder"]
     name: str = Field(min_length=1)
+    locality: Literal["local"] = Field(default="local", description="in-process: data never leaves the machine")
     examples_file: Path = Field(description="JSONL or CSV with text and label columns")
     c: float = Field(default=4.0, gt=0, description="inverse regularisation strength of the head")
     min_per_label: int = Field(default=2, ge=1, description="labels with fewer examples escalate")
@@ -124,9 +133,31 @@ class ExampleSettings(_Strict):
                                         description="a higher tier's answer is learned at or above this confidence")
 
 
+class PrivacySettings(_Strict):
+    """What a task's items may do outside this machine. A call marked confidential is treated as
+    external: forbid and keep_examples: false, whatever the task's settings."""
+
+    external: Literal["redact", "forbid", "allow"] = Field(
+        default="redact", description="redact: personal data is replaced by placeholders before an external tier "
+        "sees the text (restored in the answer); forbid: never send to an external tier (the item ends in "
+        "needs_review instead); allow: send as is")
+    entities: list[str] = Field(default_factory=lambda: list(DEFAULT_ENTITIES),
+                                description="entity types replaced before external escalation")
+    keep_examples: bool = Field(default=True, description="the task's items may become stored examples")
+
+    @field_validator("entities")
+    @classmethod
+    def _known_entities(cls, entities: list[str]) -> list[str]:
+        try:
+            return validate_entities(entities)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+
+
 class TaskSettings(_Strict):
     threshold: float = Field(default=0.6, ge=0.0, le=1.0, description="accept a tier's answer at or above this confidence")
     examples: ExampleSettings = ExampleSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
 
 class Settings(BaseSettings):
@@ -141,6 +172,7 @@ class Settings(BaseSettings):
     batch_mode: Literal["embedded", "distributed"] = "embedded"
     broker_url: str = "redis://127.0.0.1:6379/0"
     batch_max_escalation_share: float = Field(default=1.0, ge=0.0, le=1.0)
+    batch_max_spend: float | None = Field(default=None, ge=0.0)  # per job, in the tiers' price currency
     batch_max_file_mb: float = Field(default=64.0, gt=0)
     batch_max_row_kb: float = Field(default=256.0, gt=0)
     batch_max_retries: int = Field(default=4, ge=0)
@@ -180,13 +212,24 @@ class Settings(BaseSettings):
         return self.tasks[name]
 
 
+def protect_secrets(settings: Settings) -> None:
+    """Mask the API keys this configuration can reach in every log line and error message."""
+    secrets.register_environment()
+    for tier in settings.tiers:
+        if isinstance(tier, LitellmTier) and tier.api_key_env:
+            secrets.register(os.environ.get(tier.api_key_env))
+    secrets.install_log_scrubber()
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Build Settings from explicit overrides, then the YAML file, then CASCADE_* variables."""
     path = Path(config_file or os.environ.get("CASCADE_CONFIG") or DEFAULT_CONFIG).expanduser()
     file_values = _read_yaml(path)
     merged = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
     try:
-        return Settings(**merged)
+        settings = Settings(**merged)
+        protect_secrets(settings)
+        return settings
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()

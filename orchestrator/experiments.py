@@ -156,7 +156,7 @@ def run_demos(data: str = "sms", n_fit: int = 1000, n_test: int = 300, k: int = 
             for i, e in enumerate(test):
                 started = time.perf_counter()
                 if name == "retrieved":
-                    nearest = list(reversed(store.nearest("experiment", e.text, k, labels=labels)))
+                    nearest = store.nearest("experiment", e.text, k, labels=labels, order="nearest_last")
                     retrieval_ms.append((time.perf_counter() - started) * 1000)
                     item = classification.item_block(e.text, [(d.text, d.label) for d in nearest])
                 else:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from agents.errors import InvalidOutputError, ModelError
+from agents.redaction import Redactor
 from agents.results import Attempt, TierOutput
 from routers import decide
 
@@ -29,9 +31,21 @@ class TierHandle:
     model_file_hash: Callable[[], str | None]
     backend: Callable[[], Any]  # loads lazily: a tier that is never reached is never loaded
     price_per_1k: tuple[float, float] = (0.0, 0.0)  # (input, output): a notional price for local tiers
+    external: bool = False  # data sent to it leaves the machine: the item's privacy policy applies
 
     def token_cost(self, tokens_in: int, tokens_out: int) -> float:
         return (tokens_in * self.price_per_1k[0] + tokens_out * self.price_per_1k[1]) / 1000
+
+
+@dataclass(frozen=True)
+class ItemPrivacy:
+    """What this item may do outside the machine (the task's policy, or confidential for the call)."""
+
+    external: str = "allow"  # redact | forbid | allow
+    redact: Callable[[list[str]], Any] | None = None  # texts -> agents.redaction.Redacted
+
+    def allows(self, tier: TierHandle) -> bool:
+        return not (tier.external and self.external == "forbid")
 
 
 @dataclass(frozen=True)
@@ -43,13 +57,18 @@ class CascadeContext:
     # (tier, labels) -> (artifact or None, why none): the calibration that turns this tier's label
     # probabilities into a calibrated confidence and a fitted threshold
     calibration: Callable[[TierHandle, list[str]], tuple[CalibrationArtifact | None, str]]
+    privacy: ItemPrivacy = ItemPrivacy()
+
+    def next_allowed(self, after: int) -> int | None:
+        """The first tier after `after` this item may be sent to."""
+        return next((i for i in range(after + 1, len(self.tiers)) if self.privacy.allows(self.tiers[i])), None)
 
 
 class CascadeState(TypedDict, total=False):
     payload: dict[str, Any]
     tier_index: int
     attempts: list[Attempt]
-    route: str  # accept | escalate | error | pause
+    route: str  # accept | escalate | error | pause | blocked (only tiers the data policy forbids are left)
     stop_after_tier: int | None  # pause instead of escalating past this tier (two-phase batches)
     error: ModelError | None  # a tier failed outright (unreachable, timeout...): the run fails
     final: dict[str, Any]
@@ -64,7 +83,10 @@ def attempt(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeSta
                      prompt_version=ctx.prompt_version, threshold=ctx.threshold)
     try:
         record.model_file_hash = tier.model_file_hash()
-        output = ctx.run_task(tier.backend(), state["payload"])
+        if tier.external and ctx.privacy.external == "redact":
+            output, record.redactions = _run_redacted(ctx, tier, state["payload"])
+        else:
+            output = ctx.run_task(tier.backend(), state["payload"])
     except InvalidOutputError as exc:
         output = TierOutput(answer=None, invalid_reason=exc.message)
     except ModelError as exc:
@@ -86,6 +108,24 @@ def attempt(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeSta
     return {"attempts": [*state.get("attempts", []), record]}
 
 
+def _run_redacted(ctx: CascadeContext, tier: TierHandle, payload: dict[str, Any]) -> tuple[TierOutput, dict[str, int]]:
+    """Send the tier placeholders instead of personal data (in the text, the demonstrations and the
+    labels, which can name people too); put the originals back in what it answers."""
+    demos, labels = payload.get("demonstrations") or [], payload["labels"]
+    redacted = ctx.privacy.redact([payload["text"], *(text for text, _ in demos), *labels])
+    text, *rest = redacted.texts
+    demo_texts, sent_labels = rest[:len(demos)], rest[len(demos):]
+    as_sent = dict(zip(labels, sent_labels))
+    sent = {**payload, "text": text, "labels": sent_labels,
+            "demonstrations": [(t, as_sent.get(label, label)) for t, (_, label) in zip(demo_texts, demos)]}
+    output = ctx.run_task(tier.backend(), sent)
+    restore = partial(Redactor.restore, mapping=redacted.mapping)
+    restored = output.model_copy(update={
+        "answer": output.answer and restore(output.answer), "raw_output": restore(output.raw_output),
+        "label_probs": {restore(label): p for label, p in output.label_probs.items()}})
+    return restored, dict(redacted.counts)
+
+
 def _calibrate(record: Attempt, artifact: CalibrationArtifact | None, why_none: str) -> None:
     """Replace the raw confidence and default threshold with the artifact's, and name it."""
     if artifact is None:
@@ -103,14 +143,20 @@ def assess(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeStat
     index = state.get("tier_index", 0)
     last = attempts[-1]
     decision, reason = decide(last, last.threshold, is_last_tier=index == len(ctx.tiers) - 1)
+    following = ctx.next_allowed(index)
+    if decision == "escalate" and following is None:
+        blocked = [t.name for t in ctx.tiers[index + 1:]]
+        reason = f"{reason}; the data policy ({ctx.privacy.external}) keeps this item from external tier(s) {blocked}"
     attempts[-1] = attempts[-1].model_copy(update={"decision": decision, "reason": reason})
     update: CascadeState = {"attempts": attempts, "route": decision}
     if decision == "escalate":
         stop = state.get("stop_after_tier")
-        if stop is not None and index >= stop:
+        if following is None:
+            update["route"] = "blocked"
+        elif stop is not None and index >= stop:
             update["route"] = "pause"
         else:
-            update["tier_index"] = index + 1
+            update["tier_index"] = following
     return update
 
 
@@ -124,11 +170,14 @@ def finalize(state: CascadeState) -> CascadeState:
                    "reason": f"escalation pending: {final.reason}"}
     elif state.get("error") is not None:
         outcome = {"outcome": "failed", "answer": None, "confidence": None, "tier_name": None, "reason": final.reason}
+    elif state.get("route") == "blocked":
+        outcome = {"outcome": "needs_review", "answer": None, "confidence": None, "tier_name": None,
+                   "reason": f"needs review: {final.reason}"}
     elif final.decision == "accept":
         outcome = {"outcome": "accepted", "answer": final.answer, "confidence": final.confidence,
                    "tier_name": final.tier_name, "reason": final.reason}
     else:
-        outcome = {"outcome": "unresolved", "answer": None, "confidence": None, "tier_name": None,
+        outcome = {"outcome": "needs_review", "answer": None, "confidence": None, "tier_name": None,
                    "reason": f"no tier gave an acceptable answer: {final.reason}"}
     return {"final": {**outcome, "cost": cost}}
 

@@ -9,7 +9,13 @@ Phase 1 runs tier 1 over every item (`Cascade.run(..., stop_after_tier=0)`); an 
 would escalate is paused (`pending`). When no phase-1 item is left, the job's escalation budget
 (`max_escalation_share` of its valid items, least confident first) admits pending items to
 phase 2 (`Cascade.run(..., resume_run_id=...)`: the same audit run continues on the next tier);
-the rest end `over_budget`, with a reason saying so. No expensive call is made before that.
+the rest end `over_budget`, with a reason saying so. A job may also cap its escalation spend
+(`max_spend`): admission then also stops where the estimated cost of the admitted escalations
+would pass it (orchestrator/job_budget.py). No expensive call is made before that.
+
+Each item's audit run id is fixed on the item row before the run starts (`JobStore.start_item`)
+and passed to `Cascade.run(..., run_id=...)`: an execution killed mid-item leaves a `running` run
+that the next delivery restarts under the same id, so a finished job leaves no run `running`.
 
 One item code path: `Jobs.process_item` and `Jobs.handle_failure` are what the embedded executor
 (`Jobs.run`) calls in-process and what the Celery task (workers/tasks.py) calls per message;
@@ -20,19 +26,7 @@ delays an item until its lease (`batch_item_lease_s`) runs out and it is sent ag
 written only if the item is still in the state the execution started from, so a re-delivered
 task leaves one result.
 
-Input files, per task family:
-classify
-    JSONL: one object per line: {"id": optional string or number, "text": "...", "labels": ["a", "b"]}.
-    CSV:   a header row naming the columns `text` (required), `id` and `labels` (optional); a
-           `labels` cell holds the labels separated by "|" (e.g. `spam|ham`) or a JSON array.
-    `labels` may be left out of every row when the job is given labels (`--label` / `labels=`);
-    a row's own labels take precedence over the job's. Unknown JSONL keys fail that row; unknown
-    CSV columns fail the file.
-
-Blank lines are skipped. A malformed row (not JSON, missing text, too few labels, too long...)
-becomes an `invalid` item with its error and does not stop the file. A file over the size limit
-is rejected before it is read; no row is ever read past the row limit, so a file is never held
-in memory whole.
+Input files: see `orchestrator/job_input.py` (one item per row; formats per task family).
 
 The input text of each item is kept in the job store (`job_items.payload`) until the job is
 deleted; the audit log itself keeps only a hash of it.
@@ -46,7 +40,6 @@ import os
 import random
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
@@ -54,12 +47,15 @@ import numpy as np
 from sqlalchemy import func
 from sqlalchemy.exc import SQLAlchemyError
 
-from agents import classify as classification
-from agents.errors import (CascadeError, InvalidInputError, InvalidOutputError, ModelFileError, StorageError,
-                           UnknownTaskError, UserError)
+from agents.errors import (CascadeError, InvalidInputError, InvalidOutputError, ModelFileError, RunConflictError,
+                           StorageError, UserError)
+from agents.results import Attempt, CascadeResult
 
 from .config import Settings, load_settings
-from .job_models import FINAL_ITEM_STATUSES, JobItemRecord, JobStore
+from .job_input import check_file, read_rows, row_format
+from .job_budget import escalation_price
+from .job_models import FINAL_ITEM_STATUSES, JobItemRecord
+from .job_store import JobStore
 
 RESULT_FIELDS = ("row", "id", "status", "outcome", "answer", "confidence", "tier", "escalated", "reason", "error",
                  "run_id", "cost", "latency_ms")
@@ -103,11 +99,12 @@ class Jobs:
     # -- submitting -------------------------------------------------------------------------------
 
     def submit(self, path: str | Path, task: str, *, labels: list[str] | None = None,
-               max_escalation_share: float | None = None, mode: str | None = None,
-               input_format: str | None = None) -> str:
+               max_escalation_share: float | None = None, max_spend: float | None = None,
+               mode: str | None = None, input_format: str | None = None) -> str:
         """Load a JSONL or CSV file as a job (streamed, in chunks) and return its id. The file is
         checked first (task, size, format, header); a malformed row becomes an `invalid` item. The
-        job becomes visible to executors only once every row is stored."""
+        job becomes visible to executors only once every row is stored. `max_spend` caps the
+        estimated cost of the job's escalations (default `batch_max_spend`: none)."""
         path = Path(path)
         spec = row_format(task)
         params = spec.job_params(labels)
@@ -117,9 +114,17 @@ class Jobs:
         share = self.settings.batch_max_escalation_share if max_escalation_share is None else max_escalation_share
         if not 0.0 <= share <= 1.0:
             raise InvalidInputError(f"max escalation share must be between 0 and 1; got {share}")
+        max_spend = self.settings.batch_max_spend if max_spend is None else max_spend
+        if max_spend is not None:
+            if not max_spend >= 0.0:
+                raise InvalidInputError(f"max spend must be 0 or more; got {max_spend}")
+            price = escalation_price(self.settings)
+            if not price.known:
+                raise InvalidInputError(f"a spend cap needs the price of tier {price.tier}, where escalations go: "
+                                        f"{price.source}; set its prices.input_per_1k and prices.output_per_1k")
         fmt = check_file(path, int(self.settings.batch_max_file_mb * 2**20), input_format)
         rows = read_rows(path, fmt, task, params, int(self.settings.batch_max_row_kb * 1024))
-        job_id = self.store.create_job(task, mode, str(path), params, share)
+        job_id = self.store.create_job(task, mode, str(path), params, share, max_spend)
         total = invalid = 0
         try:
             chunk: list[dict[str, Any]] = []
@@ -151,10 +156,11 @@ class Jobs:
         return job
 
     def status(self, job_id: str) -> dict[str, Any]:
-        """The job summary: counts per item status, escalation rate, cost, latency p50/p95."""
+        """The job summary: counts per item status, escalation rate, cost, spend (the cap, the
+        estimate of the admitted escalations, their actual cost), latency p50/p95."""
         job = self._job(job_id)
         counts = self.store.counts(job_id)
-        cost, latencies = self.store.cost_and_latencies(job_id)
+        cost, spend, latencies = self.store.cost_and_latencies(job_id)
         statuses = {s: counts.get(s, 0) for s in ("queued", "pending", "escalating", *FINAL_ITEM_STATUSES)}
         finished = sum(statuses[s] for s in FINAL_ITEM_STATUSES)
         through_tier1 = statuses["done"] + statuses["over_budget"] + statuses["pending"] + statuses["escalating"]
@@ -165,7 +171,7 @@ class Jobs:
             "escalated": counts["escalated"],
             "escalation_rate": counts["escalated"] / through_tier1 if through_tier1 else 0.0,
             "needed_escalation": needed, "max_escalation_share": job["max_escalation_share"],
-            "cost": cost,
+            "cost": cost, "max_spend": job["max_spend"], "estimated_spend": job["estimated_spend"], "spend": spend,
             "latency_ms_p50": float(np.percentile(latencies, 50)) if latencies else None,
             "latency_ms_p95": float(np.percentile(latencies, 95)) if latencies else None,
             "budget": job["note"],
@@ -218,20 +224,26 @@ class Jobs:
     def process_item(self, item_id: int, expected: str) -> str:
         """Run one item's phase: tier 1 for a `queued` item, the rest of the ladder for an
         `escalating` one. Returns the item's new status, or "skipped" when it is no longer
-        `expected` (a re-delivered message). Errors propagate to `handle_failure`."""
+        `expected` (a re-delivered message). Errors propagate to `handle_failure`.
+
+        The audit run is the one `start_item` fixed: a new one, or the run an earlier execution
+        of this item left behind: restarted if it was left `running`, resumed if it is the paused
+        run of phase 1, taken as it is if it finished (the execution died before writing the item)."""
         item = self.store.start_item(item_id, expected)
         if item is None:
             return "skipped"
         phase = 1 if expected == "queued" else 2
         cascade = self.cascade()
-        task, payload = item["task"], item["payload"]
+        task, payload, run_id, run_status = item["task"], item["payload"], item["run_id"], item["run_status"]
         try:
-            if phase == 1:
-                result = cascade.run(task, stop_after_tier=0, **payload)
-            elif item["run_id"] and (cascade.audit.get_run(item["run_id"]) or {}).get("status") == "pending":
-                result = cascade.run(task, resume_run_id=item["run_id"], **payload)
-            else:  # the paused run ended (its resume failed on a provider error): a fresh run of the ladder
-                result = cascade.run(task, **payload)
+            if run_status in ("accepted", "needs_review") or (phase == 1 and run_status == "pending"):
+                result = recorded_result(cascade.audit.get_run(run_id))
+            elif phase == 2 and run_status == "pending":
+                result = cascade.run(task, resume_run_id=run_id, **payload)
+            else:  # a new run, or one a dead execution left running: the whole phase, under this id
+                result = cascade.run(task, run_id=run_id, stop_after_tier=0 if phase == 1 else None, **payload)
+        except RunConflictError:
+            return "skipped"  # another execution of this item finished the same run meanwhile
         except CascadeError as exc:
             if exc.run_id:
                 self.store.link_run(item_id, exc.run_id, phase, "failed")
@@ -246,6 +258,8 @@ class Jobs:
         }
         if phase == 1:
             values["tier1_confidence"] = result.attempts[0].confidence if result.attempts else None
+        else:
+            values["escalation_cost"] = sum(a.cost for a in result.attempts if a.tier_index > 0)
         wrote = self.store.finish_item(item_id, expected, values)
         return status if wrote else "skipped"
 
@@ -294,7 +308,7 @@ class Jobs:
             if waiting:
                 return "running"
             if job["phase"] == 1:
-                self.store.admit(job_id)
+                self.store.admit(job_id, escalation_price(self.settings))
                 continue
             self.store.finish_job(job_id)
         return self._job(job_id)["status"]
@@ -367,6 +381,17 @@ class Jobs:
             time.sleep(poll_s)
 
 
+def recorded_result(run: dict[str, Any] | None) -> CascadeResult:
+    """The result of an audit run as recorded (an execution finished it but died before writing
+    the item's result)."""
+    if run is None:
+        raise StorageError("the item's audit run disappeared between two reads")
+    return CascadeResult(run_id=run["id"], task=run["task"], outcome=run["status"], answer=run["answer"],
+                         confidence=run["confidence"], tier_name=run["final_tier"], reason=run["reason"],
+                         attempts=[Attempt.model_validate(a) for a in run["attempts"]],
+                         latency_ms=run["latency_ms"] or 0.0, cost=run["cost"] or 0.0)
+
+
 def failure_kind(exc: BaseException) -> str:
     """How an item's failure is handled: `fatal` fails it at once (bad input or configuration),
     `storage` retries long (the database is down), anything else (provider down, timeout,
@@ -380,221 +405,3 @@ def failure_kind(exc: BaseException) -> str:
 
 def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-# -- input files ----------------------------------------------------------------------------------
-
-_TOO_LONG = "__cascade_row_over_limit__"  # stands in for a CSV line that is not read
-_NOT_UTF8 = "__cascade_row_not_utf8__"
-RAW_KEEP = 500  # characters of an invalid row kept for its error report
-
-
-@dataclass
-class Row:
-    """One data row of the file: its payload, or why it is invalid."""
-
-    seq: int  # data row number, from 1
-    line: int  # physical line where the row starts, from 1 (for messages)
-    external_id: str | None
-    payload: dict[str, Any] | None
-    error: str | None = None
-    raw: str | None = None
-
-
-class ClassifyRows:
-    task = "classify"
-    fields = ("id", "text", "labels")
-    example = '{"id": "m1", "text": "Free prize, call now", "labels": ["spam", "ham"]}'
-
-    def job_params(self, labels: list[str] | None) -> dict[str, Any]:
-        return {} if not labels else {"labels": classification.validate_labels(list(labels))}
-
-    def payload(self, row: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-        text = classification.validate_text(row.get("text"))
-        labels = row.get("labels")
-        if labels in (None, "", []):
-            labels = params.get("labels")
-            if labels is None:
-                raise InvalidInputError('no labels: give "labels" in the row, or labels for the whole job (--label)')
-        return {"text": text, "labels": classification.validate_labels(labels)}
-
-    def csv_cell(self, column: str, value: str) -> Any:
-        if column != "labels" or not value.strip():
-            return value
-        if value.lstrip().startswith("["):
-            try:
-                return json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"labels cell is not a valid JSON array: {exc.msg}") from None
-        return [part.strip() for part in value.split("|")]
-
-
-ROW_FORMATS: dict[str, ClassifyRows] = {"classify": ClassifyRows()}
-
-
-def row_format(task: str) -> ClassifyRows:
-    if task not in ROW_FORMATS:
-        raise UnknownTaskError(f"unknown task {task!r} for a batch; known tasks: {', '.join(ROW_FORMATS)}")
-    return ROW_FORMATS[task]
-
-
-def check_file(path: Path, max_bytes: int, input_format: str | None) -> str:
-    """Reject a missing, empty, oversized or unknown-format file before reading it; return its format."""
-    if not path.is_file():
-        raise InvalidInputError(f"input file {path} does not exist or is not a file")
-    size = path.stat().st_size
-    if size == 0:
-        raise InvalidInputError(f"input file {path} is empty; give one item per row (JSONL or CSV)")
-    if size > max_bytes:
-        raise InvalidInputError(
-            f"input file {path} is {size / 2**20:.1f} MB, over the limit of {max_bytes / 2**20:.1f} MB; split it "
-            f"into several jobs or raise CASCADE_BATCH_MAX_FILE_MB")
-    fmt = (input_format or path.suffix.lstrip(".")).lower()
-    fmt = {"ndjson": "jsonl", "json": "jsonl"}.get(fmt, fmt)
-    if fmt not in ("jsonl", "csv"):
-        raise InvalidInputError(f"cannot tell the format of {path.name}: name it .jsonl or .csv, or give the format "
-                                f"(--format jsonl|csv)")
-    return fmt
-
-
-def read_rows(path: Path, fmt: str, task: str, params: dict[str, Any], max_row_bytes: int) -> Iterator[Row]:
-    """The file's rows, one at a time. File-level problems raise InvalidInputError before the first row."""
-    spec = row_format(task)
-    if fmt == "jsonl":
-        return _jsonl_rows(path, spec, params, max_row_bytes)
-    return _csv_rows(path, spec, params, max_row_bytes)
-
-
-def _bounded_lines(binary, limit: int) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, line) for every physical line; None for a line over `limit` bytes, which is
-    skipped in chunks and never held whole."""
-    number = 0
-    while True:
-        line = binary.readline(limit + 1)
-        if not line:
-            return
-        number += 1
-        if len(line) > limit and not line.endswith(b"\n"):
-            while True:  # discard the rest of the over-long line
-                rest = binary.readline(1 << 20)
-                if not rest or rest.endswith(b"\n"):
-                    break
-            yield number, None
-            continue
-        yield number, line
-
-
-def _jsonl_rows(path: Path, spec, params, limit: int) -> Iterator[Row]:
-    seq = 0
-    with path.open("rb") as binary:
-        for number, line in _bounded_lines(binary, limit):
-            if line is not None and not line.strip():
-                continue
-            seq += 1
-            where = f"line {number}"
-            if line is None:
-                yield Row(seq, number, None, None, f"{where}: row longer than {limit // 1024} KB "
-                          "(CASCADE_BATCH_MAX_ROW_KB)", raw=None)
-                continue
-            raw = line.decode("utf-8", errors="replace").strip()
-            try:
-                data = json.loads(line)
-                if not isinstance(data, dict):
-                    raise InvalidInputError(f"a row must be a JSON object like {spec.example}")
-                unknown = sorted(set(data) - set(spec.fields))
-                if unknown:
-                    raise InvalidInputError(f"unknown key(s) {unknown}; a {spec.task} row has {list(spec.fields)}")
-                yield Row(seq, number, _external_id(data.get("id")), spec.payload(data, params))
-            except json.JSONDecodeError as exc:
-                yield Row(seq, number, None, None, f"{where}: not valid JSON ({exc.msg} at column {exc.colno})",
-                          raw=raw[:RAW_KEEP])
-            except UnicodeDecodeError:
-                yield Row(seq, number, None, None, f"{where}: not UTF-8 text", raw=raw[:RAW_KEEP])
-            except InvalidInputError as exc:
-                yield Row(seq, number, _safe_id(data), None, f"{where}: {exc.message}", raw=raw[:RAW_KEEP])
-
-
-def _csv_rows(path: Path, spec, params, limit: int) -> Iterator[Row]:
-    binary = path.open("rb")
-    lines = _csv_lines(binary, limit)
-    try:
-        csv.field_size_limit(max(limit, 1024))
-        reader = csv.reader(lines)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise InvalidInputError(f"{path} has no header row; the first row must name the columns, e.g. id,text,labels") from None
-        header = [h.strip().lstrip("\ufeff") for h in header]
-        unknown = sorted(set(header) - set(spec.fields))
-        if "text" not in header or unknown:
-            raise InvalidInputError(
-                f"{path}: the header row must name a 'text' column and only the columns {list(spec.fields)}; "
-                f"got {header}")
-    except BaseException:
-        binary.close()
-        raise
-    return _csv_data(binary, reader, header, spec, params, limit)
-
-
-def _csv_data(binary, reader, header, spec, params, limit: int) -> Iterator[Row]:
-    seq = 0
-    with binary:
-        while True:
-            start = reader.line_num + 1
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                seq += 1
-                yield Row(seq, start, None, None, f"line {start}: malformed CSV ({exc})")
-                continue
-            if not cells or all(not c.strip() for c in cells):
-                continue
-            seq += 1
-            where = f"line {start}"
-            if cells == [_TOO_LONG]:
-                yield Row(seq, start, None, None, f"{where}: row longer than {limit // 1024} KB (CASCADE_BATCH_MAX_ROW_KB)")
-                continue
-            if cells == [_NOT_UTF8]:
-                yield Row(seq, start, None, None, f"{where}: not UTF-8 text")
-                continue
-            raw = ",".join(cells)[:RAW_KEEP]
-            if len(cells) != len(header):
-                yield Row(seq, start, None, None, f"{where}: {len(cells)} cells for {len(header)} columns", raw=raw)
-                continue
-            data = dict(zip(header, cells))
-            try:
-                data = {k: spec.csv_cell(k, v) for k, v in data.items()}
-                yield Row(seq, start, _external_id(data.get("id")), spec.payload(data, params))
-            except InvalidInputError as exc:
-                yield Row(seq, start, _safe_id(data), None, f"{where}: {exc.message}", raw=raw)
-
-
-def _csv_lines(binary, limit: int) -> Iterator[str]:
-    for _, line in _bounded_lines(binary, limit):
-        if line is None:
-            yield _TOO_LONG + "\n"
-            continue
-        try:
-            yield line.decode("utf-8")
-        except UnicodeDecodeError:
-            yield _NOT_UTF8 + "\n"
-
-
-def _external_id(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise InvalidInputError(f"id must be a string or a number, not {type(value).__name__}")
-    text = str(value)
-    if len(text) > 256:
-        raise InvalidInputError("id is longer than 256 characters")
-    return text
-
-
-def _safe_id(data: Any) -> str | None:
-    try:
-        return _external_id(data.get("id")) if isinstance(data, dict) else None
-    except InvalidInputError:
-        return None

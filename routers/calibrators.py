@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_softmax
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 __all__ = [
     "Calibrator",
     "TemperatureScaling",
+    "VectorScaling",
     "PlattCalibrator",
     "IsotonicCalibrator",
     "load_calibrator",
@@ -108,6 +109,79 @@ class TemperatureScaling:
     def from_dict(cls, d: dict[str, Any]) -> TemperatureScaling:
         _check_kind(d, cls.kind)
         return cls(temperature=float(d["temperature"]), n_fit=d.get("n_fit"))
+
+
+class VectorScaling:
+    """One scale and one bias per label: probs = softmax(w * log_softmax(z) + b) (Guo et al., 2017).
+
+    Unlike temperature scaling it is label-aware: it learns the model's preference for some labels
+    (what batch or contextual calibration corrects) and its over- or under-confidence together, so
+    it may change the predicted label, and it needs no separate debiasing. An L2 pull toward the
+    identity (w = 1, b = 0), worth `l2` items of evidence, keeps it sane on small fit sets and
+    many labels (a label with no fit items is not pushed to minus infinity).
+    """
+
+    kind: ClassVar[str] = "vector"
+
+    def __init__(self, weights: ArrayLike | None = None, biases: ArrayLike | None = None,
+                 l2: float = 5.0, n_fit: int | None = None) -> None:
+        self.weights = None if weights is None else np.asarray(weights, dtype=float)
+        self.biases = None if biases is None else np.asarray(biases, dtype=float)
+        self.l2 = l2
+        self.n_fit = n_fit
+
+    def fit(self, label_logprobs: ArrayLike, gold_index: ArrayLike) -> VectorScaling:
+        """Minimise the gold labels' negative log-likelihood (plus the L2 pull) with L-BFGS."""
+        z = _normalised(label_logprobs)
+        gold = np.asarray(gold_index)
+        if gold.shape != (z.shape[0],) or not np.issubdtype(gold.dtype, np.integer):
+            raise ValueError(f"gold_index must be {z.shape[0]} integers, got {gold.shape}")
+        if gold.min() < 0 or gold.max() >= z.shape[1]:
+            raise ValueError(f"gold_index values must lie in [0, {z.shape[1] - 1}]")
+        n, k = z.shape
+        onehot = np.eye(k)[gold]
+        strength = self.l2 / n  # the loss is a mean over items; the prior counts as l2 items
+
+        def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = theta[:k], theta[k:]
+            logp = log_softmax(z * w + b, axis=1)
+            residual = (np.exp(logp) - onehot) / n  # d(mean NLL) / d(scaled logits)
+            loss = -float((logp * onehot).sum() / n) + strength * float(((w - 1) ** 2).sum() + (b ** 2).sum())
+            grad = np.concatenate([(residual * z).sum(axis=0) + 2 * strength * (w - 1),
+                                   residual.sum(axis=0) + 2 * strength * b])
+            return loss, grad
+
+        result = minimize(loss_and_grad, np.concatenate([np.ones(k), np.zeros(k)]), jac=True, method="L-BFGS-B")
+        self.weights, self.biases, self.n_fit = result.x[:k], result.x[k:], int(n)
+        return self
+
+    def probs(self, label_logprobs: ArrayLike) -> np.ndarray:
+        """Calibrated label distributions [n, k]."""
+        if self.weights is None or self.biases is None:
+            raise _not_fitted("VectorScaling")
+        return np.exp(log_softmax(_normalised(label_logprobs) * self.weights + self.biases, axis=1))
+
+    def confidence(self, label_logprobs: ArrayLike) -> np.ndarray:
+        return self.probs(label_logprobs).max(axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.weights is None or self.biases is None:
+            raise _not_fitted("VectorScaling")
+        return {"kind": self.kind, "weights": self.weights.tolist(), "biases": self.biases.tolist(),
+                "l2": self.l2, "n_fit": self.n_fit}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VectorScaling:
+        _check_kind(d, cls.kind)
+        return cls(weights=d["weights"], biases=d["biases"], l2=float(d.get("l2", 5.0)), n_fit=d.get("n_fit"))
+
+
+def _normalised(label_logprobs: ArrayLike) -> np.ndarray:
+    """Log-probs normalised per item: a per-item constant shift (as in unnormalised scores) is harmless."""
+    z = np.atleast_2d(np.asarray(label_logprobs, dtype=float))
+    if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] < 2:
+        raise ValueError(f"label_logprobs must be [n, k] with n >= 1, k >= 2; got {z.shape}")
+    return log_softmax(z, axis=1)
 
 
 class PlattCalibrator:
@@ -256,9 +330,9 @@ class IsotonicCalibrator:
         )
 
 
-Calibrator = TemperatureScaling | PlattCalibrator | IsotonicCalibrator
+Calibrator = TemperatureScaling | VectorScaling | PlattCalibrator | IsotonicCalibrator
 _KINDS: dict[str, type[Calibrator]] = {
-    cls.kind: cls for cls in (TemperatureScaling, PlattCalibrator, IsotonicCalibrator)
+    cls.kind: cls for cls in (TemperatureScaling, VectorScaling, PlattCalibrator, IsotonicCalibrator)
 }
 
 

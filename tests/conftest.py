@@ -38,7 +38,7 @@ SMOL = {"name": "smollm2-135m", "kind": "llama_cpp", "model_path": "bundled:smol
 
 
 def gemma_tier(port: int) -> dict:
-    return {"name": "gemma3-270m", "kind": "litellm", "model": "openai/gemma-3-270m",
+    return {"name": "gemma3-270m", "kind": "litellm", "locality": "local", "model": "openai/gemma-3-270m",
             "schema_mode": "json_object_schema", "max_tokens": 32, "logprobs": False,
             "serve": {"model_path": "bundled:gemma3-270m", "port": port, "chat_format": "gemma"}}
 

@@ -102,6 +102,6 @@ def test_missing_config_file(tmp_path):
 
 def test_missing_api_key_variable_is_reported_at_start(tmp_path, data_dir, monkeypatch):
     monkeypatch.delenv("CASCADE_TEST_KEY", raising=False)
-    tier = {"name": "cloud", "kind": "litellm", "model": "openai/gpt-4o-mini", "api_key_env": "CASCADE_TEST_KEY"}
+    tier = {"name": "cloud", "kind": "litellm", "locality": "external", "model": "openai/gpt-4o-mini", "api_key_env": "CASCADE_TEST_KEY"}
     with pytest.raises(ConfigError, match="CASCADE_TEST_KEY"):
         Cascade.from_config(write_config(tmp_path / "c.yaml", [SMOL, tier]), data_dir=str(data_dir))

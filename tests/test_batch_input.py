@@ -105,6 +105,23 @@ def test_csv_rows_labels_per_row_or_per_job(jobs, tmp_path):
         jobs.submit(bad_header, "classify", labels=LABELS)
 
 
+def test_confidential_flag_per_row(jobs, tmp_path):
+    """A row marked confidential carries the flag to Cascade.run; a bad flag fails that row only."""
+    f = tmp_path / "in.jsonl"
+    f.write_text('{"text": "my IBAN is DE89 3704 0044 0532 0130 00", "confidential": true}\n'
+                 '{"text": "hello", "confidential": "maybe"}\n{"text": "plain"}\n')
+    job_id = jobs.submit(f, "classify", labels=LABELS)
+    rows = list(jobs.results(job_id))
+    assert [r["status"] for r in rows] == ["queued", "invalid", "queued"]
+    assert '"confidential" must be true or false' in rows[1]["error"]
+    assert [i["payload"] and i["payload"].get("confidential") for i in jobs.store.iter_items(job_id)] == [True, None, None]
+    c = tmp_path / "in.csv"
+    c.write_text("text,confidential\nsecret salary list,yes\nnews,\nodd,perhaps\n")
+    job_id = jobs.submit(c, "classify", labels=LABELS)
+    payloads = [i["payload"] for i in jobs.store.iter_items(job_id)]
+    assert payloads[0]["confidential"] is True and "confidential" not in payloads[1] and payloads[2] is None
+
+
 def test_100_mb_file_rejected_before_reading(jobs, tmp_path):
     big = tmp_path / "big.jsonl"
     row = (json.dumps({"text": "x" * 1000, "labels": LABELS}) + "\n").encode()

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from agents.backends import FakeScoringBackend
-from agents.classify import PROMPT_VERSION
+from agents.classify import PROMPT_VERSION, prompt_version
+from agents.retrieval import Example
 from orchestrator import Cascade
 from orchestrator.calibration import ArtifactStore, apply_artifact, fit_artifact
 from tests.conftest import write_config
@@ -73,3 +74,20 @@ def test_no_artifact_for_this_label_set(tmp_path, store_with_artifact):
     with cascade_with(tmp_path, [scores], t1_outputs=[scores]) as cascade:
         result = cascade.classify("hello", labels)
     assert "none for this label set" in result.attempts[0].calibration
+
+
+def test_an_artifact_fitted_with_demonstrations_applies_once_the_store_holds_them(tmp_path):
+    """`cascade calibrate --demos 2` saves a `+demos2` artifact: the cascade uses it only for
+    prompts that carry two retrieved demonstrations, and the zero-shot prompt falls back."""
+    logprobs, gold = synthetic_logprobs(400)
+    artifact = ArtifactStore(tmp_path / "data").save(fit_artifact(
+        "classify", logprobs, gold, LABELS, MODEL_HASH, prompt_version([("", "")] * 2), target_escalation_rate=0.3))
+    raw = {"spam": math.log(0.7), "ham": math.log(0.3)}
+    with cascade_with(tmp_path, [raw, raw]) as cascade:
+        cascade.settings.tasks["classify"].examples.k = 2
+        zero_shot = cascade.classify("win a prize now", LABELS).attempts[0]
+        cascade.examples.add("classify", [Example(text="free entry, text WIN", label="spam", source="test"),
+                                          Example(text="see you at lunch", label="ham", source="test")])
+        with_demos = cascade.classify("win a prize now", LABELS).attempts[0]
+    assert zero_shot.prompt_version == PROMPT_VERSION and "another model file or prompt version" in zero_shot.calibration
+    assert with_demos.prompt_version == f"{PROMPT_VERSION}+demos2" and with_demos.calibration.startswith(artifact.id)

@@ -191,3 +191,27 @@ def test_calibrate_command_end_to_end_with_smollm2(tmp_path, monkeypatch):
     assert json.loads(again.stdout)["version"] == 2
     missing = CliRunner().invoke(app, ["--data", "sms", "--data-dir", str(tmp_path)])
     assert missing.exit_code == 2 and "exactly one of --target-accuracy" in missing.output
+
+
+@needs_shared
+def test_calibrate_with_retrieved_demonstrations(tmp_path, monkeypatch):
+    """--demos 2: every prompt carries the two nearest items of a disjoint pool; the artifact is
+    for the `+demos2` prompt version and records the pool."""
+    monkeypatch.delenv("CASCADE_CONFIG", raising=False)
+    app = typer.Typer()
+    app.command()(calibrate)
+    result = CliRunner().invoke(app, ["--data", "sms", "--fit-size", "30", "--test-size", "10", "--demos", "2",
+                                      "--demo-pool", "40", "--target-escalation-rate", "0.3",
+                                      "--data-dir", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    [model_hash] = json.loads((tmp_path / "file-hashes.json").read_text()).values()
+    store = ArtifactStore(tmp_path)
+    assert store.latest("classify", model_hash, PROMPT_VERSION, ["spam", "ham"]) is None
+    artifact = store.latest("classify", model_hash, f"{PROMPT_VERSION}+demos2", ["spam", "ham"])
+    assert artifact is not None and artifact.source["demonstrations"] == {"k": 2, "pool_size": 40, "order": "nearest_last"}
+    [cache] = (tmp_path / "calibration" / "cache").glob("sms-*.npz")
+    assert "+demos2-pool40s0" in cache.name
+
+    too_small = CliRunner().invoke(app, ["--data", "sms", "--demos", "4", "--demo-pool", "3",
+                                         "--target-escalation-rate", "0.3", "--data-dir", str(tmp_path)])
+    assert too_small.exit_code == 2 and "demonstration pool" in too_small.output

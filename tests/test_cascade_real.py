@@ -42,7 +42,11 @@ def test_confident_item_stays_on_tier1(tmp_path, data_dir, database_url, gemma_s
     assert len(attempt["model_file_hash"]) == 64 and attempt["prompt_version"] == PROMPT_VERSION
     assert attempt["tokens_in"] > 20 and attempt["tokens_out"] > 0 and attempt["latency_ms"] > 0
     assert set(attempt["label_probs"]) == set(LABELS) and sum(attempt["label_probs"].values()) == pytest.approx(1)
-    assert len(run["input_hash"]) == 64 and run["params"] == {"labels": LABELS, "demonstrations": []}
+    assert len(run["input_hash"]) == 64 and run["params"] == {
+        "labels": LABELS,
+        "demonstrations": [],
+        "data_policy": {"source": "task", "external": "redact", "keep_examples": True},
+    }
 
 
 def test_unconfident_item_escalates_to_tier2(tmp_path, data_dir, database_url, gemma_server):

@@ -54,14 +54,14 @@ def test_last_tier_below_threshold_is_kept_and_says_so(make):
     assert "no tier left to escalate to" in result.reason
 
 
-def test_invalid_output_escalates_then_unresolved_on_last_tier(make):
+def test_invalid_output_escalates_then_needs_review_on_last_tier(make):
     chat = FakeCompletionBackend(["I think it is probably a banana"])
     with make({"t0": FakeScoringBackend([scores(0.5)]), "t1": chat}) as cascade:
         result = cascade.classify("hello", LABELS)
         run = cascade.audit.get_run(result.run_id)
-    assert result.outcome == "unresolved" and result.answer is None
+    assert result.outcome == "needs_review" and result.answer is None
     assert "none of the allowed labels" in result.reason
-    assert run["status"] == "unresolved" and run["attempts"][1]["decision"] == "error"
+    assert run["status"] == "needs_review" and run["attempts"][1]["decision"] == "error"
 
 
 def test_invalid_first_tier_output_escalates(make):

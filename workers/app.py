@@ -34,6 +34,10 @@ app.conf.update(
     task_default_queue="cascade-batch",
     broker_connection_retry_on_startup=True,
     broker_connection_max_retries=None,  # wait out a broker restart
+    # Redis gives an unacknowledged message back after visibility_timeout (the job store's item lease
+    # re-sends it long before). RabbitMQ (amqp://) gives it back as soon as the dead consumer's
+    # connection drops, and closes a channel holding one past its consumer_timeout (30 min by
+    # default): far above an item's time or a retry's countdown (at most ~75 s).
     broker_transport_options={"visibility_timeout": 3600},
     worker_hijack_root_logger=False,
     worker_send_task_events=False,

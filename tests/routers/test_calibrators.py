@@ -8,6 +8,7 @@ from routers.calibrators import (
     IsotonicCalibrator,
     PlattCalibrator,
     TemperatureScaling,
+    VectorScaling,
     load_calibrator,
 )
 
@@ -54,6 +55,44 @@ def test_temperature_probs_and_confidence():
 def test_temperature_rejects_bad_gold_index():
     with pytest.raises(ValueError, match="gold_index values"):
         TemperatureScaling().fit(np.zeros((2, 3)), np.array([0, 3]))
+
+
+# --- vector scaling --------------------------------------------------------------------
+
+
+def test_vector_scaling_keeps_a_calibrated_input():
+    rng = np.random.default_rng(2)
+    logprobs = np.log(softmax(rng.normal(scale=2.0, size=(20000, 3)), axis=1))
+    gold = _sample_labels(rng, np.exp(logprobs))
+    vs = VectorScaling().fit(logprobs, gold)
+    assert vs.weights == pytest.approx(np.ones(3), abs=0.08)
+    assert vs.biases - vs.biases.mean() == pytest.approx(np.zeros(3), abs=0.08)
+    assert vs.probs(logprobs) == pytest.approx(np.exp(logprobs), abs=0.03)
+
+
+def test_vector_scaling_undoes_a_label_bias_and_overconfidence():
+    """The model adds +1.5 to label 0 and doubles every logit: vector scaling learns both back,
+    which also fixes the answers the bias flipped (temperature scaling cannot)."""
+    rng = np.random.default_rng(3)
+    true = rng.normal(scale=1.5, size=(20000, 2))
+    gold = _sample_labels(rng, softmax(true, axis=1))
+    shown = 2.0 * true + np.array([1.5, 0.0])
+    vs = VectorScaling().fit(shown, gold)
+    recovered = vs.probs(shown)
+    assert recovered == pytest.approx(softmax(true, axis=1), abs=0.03)
+    assert (shown.argmax(axis=1) == true.argmax(axis=1)).mean() < 0.9  # the bias flipped over 10% of answers
+    assert (recovered.argmax(axis=1) == true.argmax(axis=1)).mean() > 0.99
+    ts = TemperatureScaling().fit(shown, gold)
+    assert (ts.probs(shown).argmax(axis=1) == shown.argmax(axis=1)).all()
+
+
+def test_vector_scaling_ignores_a_per_item_shift_and_roundtrips():
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(500, 4))
+    vs = VectorScaling().fit(z, _sample_labels(rng, softmax(z, axis=1)))
+    shifted = z + rng.normal(scale=5.0, size=(500, 1))  # unnormalised scores of the same items
+    np.testing.assert_allclose(vs.probs(shifted), vs.probs(z), atol=1e-12)
+    np.testing.assert_array_equal(_roundtrip(vs).probs(z), vs.probs(z))
 
 
 # --- Platt -----------------------------------------------------------------------------

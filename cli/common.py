@@ -1,0 +1,23 @@
+"""What every `cascade` command shares: the consoles, the common options, and how errors end a command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import typer
+from rich.console import Console
+
+from agents.errors import CascadeError, UserError
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)  # error text stays on one line for grep and logs
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (else $CASCADE_CONFIG, else the default ladder)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for pipelines")]
+
+
+def fail(exc: CascadeError) -> NoReturn:
+    """Print the error and exit: 2 for what the caller can fix, 1 for the rest."""
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(2 if isinstance(exc, UserError) else 1)
