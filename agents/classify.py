@@ -49,12 +49,13 @@ def validate_text(text) -> str:
     return text
 
 
-def messages(labels: list[str], item: str = ITEM) -> list[dict[str, str]]:
+def messages(labels: list[str], item: str = ITEM, instruction: str = SYSTEM) -> list[dict[str, str]]:
     """The chat messages of the prompt. The label list comes before the item so it is part of the
-    fixed prefix that a local backend evaluates once and reuses; `item` is the `item_block`."""
+    fixed prefix that a local backend evaluates once and reuses; `item` is the `item_block`.
+    A task family built on classification (fraud flagging) gives its own `instruction` line."""
     allowed = "\n".join(f"- {label}" for label in labels)
     user = f"Allowed labels:\n{allowed}\n\n{item}\n\nAnswer with one allowed label."
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": instruction}, {"role": "user", "content": user}]
 
 
 def item_block(text: str, demonstrations: list[tuple[str, str]] = ()) -> str:
@@ -65,12 +66,12 @@ def item_block(text: str, demonstrations: list[tuple[str, str]] = ()) -> str:
     return f"{intro}Text:\n{text}"
 
 
-def prompt_version(demonstrations: list[tuple[str, str]] = ()) -> str:
-    return f"{PROMPT_VERSION}+demos{len(demonstrations)}" if demonstrations else PROMPT_VERSION
+def prompt_version(demonstrations: list[tuple[str, str]] = (), base: str = PROMPT_VERSION) -> str:
+    return f"{base}+demos{len(demonstrations)}" if demonstrations else base
 
 
-def classify_by_scoring(backend, item: str, labels: list[str]) -> TierOutput:
-    scored = backend.score(messages(labels), item, labels)
+def classify_by_scoring(backend, item: str, labels: list[str], instruction: str = SYSTEM) -> TierOutput:
+    scored = backend.score(messages(labels, instruction=instruction), item, labels)
     logprobs = np.asarray(scored.logprobs, dtype=float)
     probs = np.exp(logprobs - logprobs.max())
     probs /= probs.sum()
@@ -88,8 +89,8 @@ def answer_schema(labels: list[str]) -> dict:
             "required": ["label"], "additionalProperties": False}
 
 
-def classify_by_completion(backend, item: str, labels: list[str]) -> TierOutput:
-    completion = backend.complete(messages(labels, item), schema=answer_schema(labels))
+def classify_by_completion(backend, item: str, labels: list[str], instruction: str = SYSTEM) -> TierOutput:
+    completion = backend.complete(messages(labels, item, instruction), schema=answer_schema(labels))
     answer, span = _parse_answer(completion.text, labels)
     if answer is None:
         raise InvalidOutputError(f"answer {completion.text[:80]!r} is none of the allowed labels")
@@ -130,15 +131,15 @@ def classify_by_encoder(backend, text: str, labels: list[str]) -> TierOutput:
     return TierOutput(answer=best, label_probs=probs, confidence=probs[best], raw_output=best)
 
 
-def classify(backend, payload: dict) -> TierOutput:
+def classify(backend, payload: dict, instruction: str = SYSTEM) -> TierOutput:
     """Run one tier on a classification payload {text, labels, demonstrations?}, whichever kind of
     backend it is: an encoder reads the raw text, a language model the prompt."""
     if hasattr(backend, "predict_proba"):
         return classify_by_encoder(backend, payload["text"], payload["labels"])
     item = item_block(payload["text"], payload.get("demonstrations", ()))
     if hasattr(backend, "score"):
-        return classify_by_scoring(backend, item, payload["labels"])
-    return classify_by_completion(backend, item, payload["labels"])
+        return classify_by_scoring(backend, item, payload["labels"], instruction)
+    return classify_by_completion(backend, item, payload["labels"], instruction)
 
 
 def match_label(output: str, labels: list[str]) -> str | None:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Decision = Literal["accept", "escalate", "error"]
+Decision = Literal["accept", "escalate", "error", "review"]  # review: kept by no tier, a person decides
 # pending: paused before escalating (two-phase batches); needs_review: no answer could be kept (no tier
 # was confident, the budget or the data policy stopped escalation), so a person decides
 Outcome = Literal["accepted", "needs_review", "failed", "pending"]

@@ -39,8 +39,8 @@ def _jobs(config: Path | None):
 
 @batch_app.command("submit")
 def submit(
-    file: Annotated[Path, typer.Argument(help="JSONL or CSV, one item per row (classify: id?, text, labels)")],
-    task: Annotated[str, typer.Option("--task", "-t", help="task family of every row, e.g. classify")],
+    file: Annotated[Path, typer.Argument(help="JSONL or CSV, one item per row (classify: id?, text, labels; fraud: id?, text)")],
+    task: Annotated[str, typer.Option("--task", "-t", help="task family of every row: classify or fraud")],
     label: Annotated[Optional[list[str]], typer.Option("--label", "-l", help="classify: a label for rows without their own; repeat")] = None,
     max_escalation_share: Annotated[Optional[float], typer.Option(help="share of the items that may go past tier 1 (0-1); the rest end over_budget")] = None,
     max_spend: Annotated[Optional[float], typer.Option(help="cap on the estimated cost of the escalations (the next tier's prices); the rest end over_budget")] = None,

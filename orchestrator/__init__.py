@@ -14,6 +14,7 @@ from agents.errors import (
     UnknownTaskError,
     UserError,
 )
+from agents.fraud import FraudResult, Indicator
 from agents.results import Attempt, CascadeResult
 
 from .audit import AuditStore
@@ -22,7 +23,8 @@ from .config import Settings, load_settings
 from .jobs import Jobs
 
 __all__ = [
-    "Attempt", "AuditStore", "Cascade", "CascadeError", "CascadeResult", "ConfigError", "InvalidInputError",
-    "InvalidOutputError", "Jobs", "ModelError", "ModelFileError", "ModelTimeoutError", "RunConflictError", "Settings",
-    "StorageError", "TierUnreachableError", "UnknownTaskError", "UserError", "load_settings",
+    "Attempt", "AuditStore", "Cascade", "CascadeError", "CascadeResult", "ConfigError", "FraudResult", "Indicator",
+    "InvalidInputError", "InvalidOutputError", "Jobs", "ModelError", "ModelFileError", "ModelTimeoutError",
+    "RunConflictError", "Settings", "StorageError", "TierUnreachableError", "UnknownTaskError", "UserError",
+    "load_settings",
 ]

@@ -1,4 +1,4 @@
-"""The public SDK: `Cascade.from_config(...).classify(text, labels=[...])`."""
+"""The public SDK: `Cascade.from_config(...).classify(text, labels=[...])`, `.fraud(text)`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 from agents import classify as classification
 from agents.backends.litellm_backend import LitellmBackend, LitellmOptions
 from agents.errors import CascadeError, ConfigError, InvalidInputError, UnknownTaskError
+from agents.fraud import FraudResult, find_indicators
 from agents.redaction import Redactor
 from agents.results import Attempt, CascadeResult
 from agents.retrieval import Embedder, Example, ExampleStore
@@ -26,8 +27,7 @@ from .config import (
 from .example_files import read_examples
 from .graph import CascadeContext, ItemPrivacy, TierHandle, build_graph, ms_since
 from .models import file_sha256, resolve_model_path
-
-_TASKS = {"classify": classification.classify}
+from .tasks import TASKS
 
 
 class Cascade:
@@ -76,6 +76,20 @@ class Cascade:
         A confidential text never leaves the machine and never becomes a stored example."""
         return self.run("classify", text=text, labels=labels, confidential=confidential)
 
+    def fraud(self, text: str, *, confidential: bool = False) -> FraudResult:
+        """Flag `text` (a message, or a transaction described in text) as fraud or legit, with the
+        risk indicators found in it. The verdict and its confidence come from the models' label
+        scores only; the indicators are evidence next to them (also in the audit run's params).
+        By default a "legit" verdict needs confidence 0.9 and is never kept below it: it escalates,
+        and on the last tier the run goes to review (`tasks.fraud.class_thresholds` and
+        `review_below_threshold` in the config)."""
+        result = self.run("fraud", text=text, confidential=confidential)
+        return FraudResult(
+            run_id=result.run_id, outcome=result.outcome, verdict=result.answer, confidence=result.confidence,
+            # pure rules: the same indicators run() recorded in the audit
+            indicators=find_indicators(text), tier_name=result.tier_name, reason=result.reason,
+            attempts=result.attempts, latency_ms=result.latency_ms, cost=result.cost)
+
     def run(self, task: str, *, stop_after_tier: int | None = None, resume_run_id: str | None = None,
             run_id: str | None = None, learn: bool | None = None, confidential: bool = False,
             **payload: Any) -> CascadeResult:
@@ -91,18 +105,19 @@ class Cascade:
         """
         if run_id is not None and resume_run_id is not None:
             raise InvalidInputError("give run_id= to start a run or resume_run_id= to resume one, not both")
-        if task not in _TASKS:
+        if task not in TASKS:
             raise UnknownTaskError(f"unknown task {task!r}; known tasks: {', '.join(KNOWN_TASKS)}")
+        spec = TASKS[task]
         text = classification.validate_text(payload.get("text"))
-        labels = classification.validate_labels(payload.get("labels"))
+        labels = spec.labels_for(payload.get("labels"))
         task_settings = self.settings.task(task)
         policy = _data_policy(task_settings.privacy, confidential)
         shown = self._demonstrations(task, text, labels, task_settings.examples)
         demos = [(e.text, e.label) for e in shown]
         payload = {"text": text, "labels": labels, "demonstrations": demos}
-        run_task, prompt_version = _TASKS[task], classification.prompt_version(demos)
-        threshold = task_settings.threshold
-        params = {"labels": labels, "demonstrations": [e.id for e in shown], "data_policy": policy}
+        prompt_version = spec.prompt_version(demos)
+        params = {"labels": labels, **spec.evidence(text), "demonstrations": [e.id for e in shown],
+                  "data_policy": policy}
 
         if resume_run_id is None:
             run_id, attempts = self.audit.start_run(task, text, params, self._config_hash, run_id=run_id), []
@@ -110,9 +125,11 @@ class Cascade:
             run_id, attempts = resume_run_id, self._pending_attempts(resume_run_id, task, text)
         started = time.perf_counter()
         privacy = ItemPrivacy(external=policy["external"], redact=partial(self._redact, task))
-        context = CascadeContext(tiers=self._tiers, run_task=run_task, prompt_version=prompt_version,
-                                 threshold=threshold, calibration=partial(self._calibration, task, prompt_version),
-                                 privacy=privacy)
+        context = CascadeContext(tiers=self._tiers, run_task=spec.run, prompt_version=prompt_version,
+                                 threshold=task_settings.threshold,
+                                 calibration=partial(self._calibration, task, prompt_version), privacy=privacy,
+                                 class_thresholds=task_settings.class_thresholds,
+                                 review_below_threshold=frozenset(task_settings.review_below_threshold))
         start_tier = context.next_allowed(attempts[-1].tier_index if attempts else -1)
         if start_tier is None:  # a ladder of external tiers only, and a policy that forbids them
             result = CascadeResult(

@@ -37,8 +37,10 @@ from agents import secrets
 from agents.errors import ConfigError
 from agents.redaction import DEFAULT_ENTITIES, validate_entities
 
+from .tasks import TASK_DEFAULTS, TASKS
+
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
-KNOWN_TASKS = ("classify",)
+KNOWN_TASKS = tuple(TASKS)
 
 
 class _Strict(BaseModel):
@@ -156,6 +158,13 @@ class PrivacySettings(_Strict):
 
 class TaskSettings(_Strict):
     threshold: float = Field(default=0.6, ge=0.0, le=1.0, description="accept a tier's answer at or above this confidence")
+    class_thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=dict, description="tasks with fixed labels: the threshold an answer of each listed label must "
+        "reach instead (fraud default: legit 0.9, fraud 0.6); a calibration artifact with per-class thresholds "
+        "replaces them, one with a single threshold never lowers them")
+    review_below_threshold: list[str] = Field(
+        default_factory=list, description="labels never kept below their threshold, not even by the last tier: the "
+        "run goes to the review queue instead (fraud default: legit)")
     examples: ExampleSettings = ExampleSettings()
     privacy: PrivacySettings = PrivacySettings()
 
@@ -167,7 +176,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     qdrant_url: str | None = None  # a Qdrant server for the example store; default: local mode in the data dir
     tiers: list[Tier] = Field(min_length=1)
-    tasks: dict[str, TaskSettings] = Field(default_factory=lambda: {t: TaskSettings() for t in KNOWN_TASKS})
+    tasks: dict[str, TaskSettings] = Field(default_factory=dict, validate_default=True)  # every known task, filled in
     # Batch jobs (orchestrator/jobs.py, workers/).
     batch_mode: Literal["embedded", "distributed"] = "embedded"
     broker_url: str = "redis://127.0.0.1:6379/0"
@@ -197,7 +206,7 @@ class Settings(BaseSettings):
         unknown = sorted(set(tasks) - set(KNOWN_TASKS))
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; known tasks: {list(KNOWN_TASKS)}")
-        return {**{t: TaskSettings() for t in KNOWN_TASKS}, **tasks}
+        return {name: _with_defaults(name, tasks.get(name) or TaskSettings()) for name in KNOWN_TASKS}
 
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> "Settings":
@@ -210,6 +219,22 @@ class Settings(BaseSettings):
 
     def task(self, name: str) -> TaskSettings:
         return self.tasks[name]
+
+
+def _with_defaults(name: str, settings: TaskSettings) -> TaskSettings:
+    """The task's own defaults for the fields its config leaves out; per-label settings checked
+    against the task's fixed label set."""
+    unset = {k: v for k, v in TASK_DEFAULTS.get(name, {}).items() if k not in settings.model_fields_set}
+    settings = settings.model_copy(update=unset)
+    named = set(settings.class_thresholds) | set(settings.review_below_threshold)
+    labels = TASKS[name].labels
+    if named and labels is None:
+        raise ValueError(f"tasks.{name}: class_thresholds and review_below_threshold need a fixed label set; "
+                         f"{name} takes its labels per call")
+    if unknown := sorted(named - set(labels or ())):
+        raise ValueError(f"tasks.{name}: unknown label(s) {unknown} in class_thresholds or review_below_threshold; "
+                         f"the labels are {list(labels)}")
+    return settings
 
 
 def protect_secrets(settings: Settings) -> None:

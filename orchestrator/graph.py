@@ -7,7 +7,8 @@ threshold reach them through the graph's runtime context, never module globals.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, TypedDict
 
@@ -17,7 +18,7 @@ from langgraph.runtime import Runtime
 from agents.errors import InvalidOutputError, ModelError
 from agents.redaction import Redactor
 from agents.results import Attempt, TierOutput
-from routers import decide
+from routers import ClassThresholds, decide
 
 from .calibration import CalibrationArtifact, apply_artifact, threshold_for
 
@@ -58,6 +59,8 @@ class CascadeContext:
     # probabilities into a calibrated confidence and a fitted threshold
     calibration: Callable[[TierHandle, list[str]], tuple[CalibrationArtifact | None, str]]
     privacy: ItemPrivacy = ItemPrivacy()
+    class_thresholds: Mapping[str, float] = field(default_factory=dict)  # configured per-label thresholds
+    review_below_threshold: frozenset[str] = frozenset()  # labels the last tier may not keep unsure
 
     def next_allowed(self, after: int) -> int | None:
         """The first tier after `after` this item may be sent to."""
@@ -68,9 +71,10 @@ class CascadeState(TypedDict, total=False):
     payload: dict[str, Any]
     tier_index: int
     attempts: list[Attempt]
-    route: str  # accept | escalate | error | pause | blocked (only tiers the data policy forbids are left)
+    route: str  # accept | escalate | error | review | pause | blocked (only tiers the data policy forbids are left)
     stop_after_tier: int | None  # pause instead of escalating past this tier (two-phase batches)
     error: ModelError | None  # a tier failed outright (unreachable, timeout...): the run fails
+    threshold_basis: str  # which threshold the latest attempt was held to, when not the task's single one
     final: dict[str, Any]
 
 
@@ -98,14 +102,17 @@ def attempt(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeSta
     record.answer = output.answer
     record.label_probs = output.label_probs
     record.confidence = record.raw_confidence = output.confidence
+    artifact = None
     if output.label_probs:
-        _calibrate(record, *ctx.calibration(tier, state["payload"]["labels"]))
+        artifact, why_none = ctx.calibration(tier, state["payload"]["labels"])
+        _calibrate(record, artifact, why_none)
+    basis = _choose_threshold(ctx, record, artifact)
     record.tokens_in, record.tokens_out = output.tokens_in, output.tokens_out
     # Remote backends price their own calls; local tiers cost what their configured prices say.
     record.cost = output.cost or tier.token_cost(output.tokens_in, output.tokens_out)
     if output.invalid_reason:
         record.error = f"invalid output: {output.invalid_reason}"
-    return {"attempts": [*state.get("attempts", []), record]}
+    return {"attempts": [*state.get("attempts", []), record], "threshold_basis": basis}
 
 
 def _run_redacted(ctx: CascadeContext, tier: TierHandle, payload: dict[str, Any]) -> tuple[TierOutput, dict[str, int]]:
@@ -127,13 +134,33 @@ def _run_redacted(ctx: CascadeContext, tier: TierHandle, payload: dict[str, Any]
 
 
 def _calibrate(record: Attempt, artifact: CalibrationArtifact | None, why_none: str) -> None:
-    """Replace the raw confidence and default threshold with the artifact's, and name it."""
+    """Replace the raw answer and confidence with the artifact's calibrated ones, and name it."""
     if artifact is None:
         record.calibration = why_none
         return
     record.answer, record.confidence = apply_artifact(artifact, record.label_probs)
-    record.threshold = threshold_for(artifact, record.answer).value
     record.calibration = f"{artifact.id} ({artifact.method}, {artifact.policy})"
+
+
+def _choose_threshold(ctx: CascadeContext, record: Attempt, artifact: CalibrationArtifact | None) -> str:
+    """Set the threshold the attempt's answer must reach; return which one it is ("" for the
+    task's single threshold). An artifact's per-class threshold fitted for the answer's label
+    wins; otherwise a configured per-label threshold applies, and a fitted single threshold
+    never lowers it (the asymmetry of a task like fraud flagging is never lost)."""
+    label = record.answer
+    configured = ctx.class_thresholds.get(label) if label is not None else None
+    if artifact is None:
+        record.threshold = ctx.threshold if configured is None else configured
+        return "" if configured is None else f"configured for {label!r}"
+    fitted = artifact.thresholds()
+    record.threshold = threshold_for(artifact, label).value
+    if isinstance(fitted, ClassThresholds) and label in fitted.per_label and not fitted.per_label[label].fallback:
+        return f"fitted for {label!r}"
+    if configured is not None and configured > record.threshold:
+        basis = f"configured for {label!r}, stricter than the fitted {record.threshold:.3f}"
+        record.threshold = configured
+        return basis
+    return ""
 
 
 def assess(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeState:
@@ -142,7 +169,9 @@ def assess(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeStat
     attempts = list(state["attempts"])
     index = state.get("tier_index", 0)
     last = attempts[-1]
-    decision, reason = decide(last, last.threshold, is_last_tier=index == len(ctx.tiers) - 1)
+    decision, reason = decide(last, last.threshold, is_last_tier=index == len(ctx.tiers) - 1,
+                              basis=state.get("threshold_basis", ""),
+                              keep_on_last_tier=last.answer not in ctx.review_below_threshold)
     following = ctx.next_allowed(index)
     if decision == "escalate" and following is None:
         blocked = [t.name for t in ctx.tiers[index + 1:]]

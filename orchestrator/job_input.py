@@ -12,6 +12,9 @@ classify
     `labels` may be left out of every row when the job is given labels (`--label` / `labels=`);
     a row's own labels take precedence over the job's. Unknown JSONL keys fail that row; unknown
     CSV columns fail the file.
+fraud
+    The same without labels (the task's are fixed: fraud, legit): JSONL {"id": optional, "text":
+    "...", "confidential": optional true/false}; CSV columns `text`, `id`, `confidential`.
 
 Blank lines are skipped. A malformed row (not JSON, missing text, too few labels, too long...)
 becomes an `invalid` item with its error and does not stop the file. A file over the size limit
@@ -63,13 +66,7 @@ class ClassifyRows:
             labels = params.get("labels")
             if labels is None:
                 raise InvalidInputError('no labels: give "labels" in the row, or labels for the whole job (--label)')
-        payload = {"text": text, "labels": classification.validate_labels(labels)}
-        confidential = row.get("confidential")
-        if confidential not in (None, ""):
-            if not isinstance(confidential, bool):
-                raise InvalidInputError(f'"confidential" must be true or false, not {confidential!r}')
-            payload["confidential"] = confidential
-        return payload
+        return _with_confidential({"text": text, "labels": classification.validate_labels(labels)}, row)
 
     def csv_cell(self, column: str, value: str) -> Any:
         if column == "confidential" and value.strip():
@@ -87,8 +84,33 @@ class ClassifyRows:
         return [part.strip() for part in value.split("|")]
 
 
+class FraudRows(ClassifyRows):
+    """A message or a transaction described in text; the labels are the task's own."""
+
+    task = "fraud"
+    fields = ("id", "text", "confidential")
+    example = '{"id": "t1", "text": "Your parcel is held: pay the fee at http://bit.ly/x"}'
+
+    def job_params(self, labels: list[str] | None) -> dict[str, Any]:
+        if labels:
+            raise InvalidInputError("the fraud task has fixed labels (fraud, legit); give no --label")
+        return {}
+
+    def payload(self, row: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        return _with_confidential({"text": classification.validate_text(row.get("text"))}, row)
+
+
+def _with_confidential(payload: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    confidential = row.get("confidential")
+    if confidential not in (None, ""):
+        if not isinstance(confidential, bool):
+            raise InvalidInputError(f'"confidential" must be true or false, not {confidential!r}')
+        payload["confidential"] = confidential
+    return payload
+
+
 _FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-ROW_FORMATS: dict[str, ClassifyRows] = {"classify": ClassifyRows()}
+ROW_FORMATS: dict[str, ClassifyRows] = {"classify": ClassifyRows(), "fraud": FraudRows()}
 
 
 def row_format(task: str) -> ClassifyRows:
