@@ -77,7 +77,7 @@ def _rx(*patterns: str) -> re.Pattern:
     return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
 
 
-_NUMBER = r"\+?\d[\d\s()-]{6,}\d"
+_NUMBER = r"\+?\d[\d\s()-]{6,18}\d"  # bounded: no long backtracking on digit runs
 _RULES: dict[str, re.Pattern] = {
     "urgency": _rx(
         r"\burgent(?:ly)?\b", r"\bimmediate(?:ly)?\b", r"\bact now\b", r"\blimited time\b", r"\btoday only\b",
@@ -90,7 +90,7 @@ _RULES: dict[str, re.Pattern] = {
         r"\b(?:respond|reply|click|claim|act) (?:now|today|immediately)\b"),
     "payment_request": _rx(
         r"\bpay(?:ment)?\b[^.!?\n]{0,30}?\b(?:fee|fine|charge|balance|bill|invoice|toll|tax|duty|penalty)s?\b",
-        r"\b(?:send|transfer|wire)\b[^.!?\n]{0,20}?(?:\bmoney\b|\bfunds\b|[£$€]\s?\d[\d,.]*\d|[£$€]\s?\d)",
+        r"\b(?:send|transfer|wire)\b[^.!?\n]{0,20}?(?:\bmoney\b|\bfunds\b|[£$€]\s?\d(?:[\d,.]*\d)?)",
         r"\bgift ?cards?\b", r"\b(?:bitcoin|btc|usdt|crypto(?:currency)?)\b", r"\b(?:western union|moneygram)\b",
         r"\b(?:outstanding|unpaid|overdue)\b[^.!?\n]{0,20}?\b(?:balance|amount|payment|bill|invoice|toll|tax|fee|debt)s?\b",
         r"\b(?:redelivery|delivery|customs|shipping|processing|release) (?:fee|charge|payment)s?\b",
