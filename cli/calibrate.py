@@ -41,11 +41,16 @@ def _tier1(settings):
     return tier, backend, file_sha256(path, settings.data_dir)
 
 
-def _splits(data: str, fit_size: int, test_size: int, pool_size: int, seed: int, root, labels):
+def _splits(data: str, fit_size: int, test_size: int, pool_size: int, seed: int, root, labels, task_labels=None):
     """(fit, test, demonstration pool, label list), each part a (dataset, examples) pair, all three
     disjoint. banking77 fits on train (the pool is another part of train) and tests on test; any
-    other set is split into disjoint, stratified parts."""
-    from orchestrator.datasets import load_named, split
+    other set is split into disjoint, stratified parts. A task with fixed labels (`task_labels`)
+    reads the set's labels under its names (SMS spam/ham as fraud/legit)."""
+    from orchestrator.datasets import load_named, relabel, split
+
+    if task_labels is not None and data == "banking77":
+        raise InvalidInputError(f"banking77 has no labels for a task with the labels {list(task_labels)}; "
+                                "use sms, smishing or a JSONL file")
 
     pool_sizes = [pool_size] if pool_size else []
     if data == "banking77":
@@ -55,6 +60,8 @@ def _splits(data: str, fit_size: int, test_size: int, pool_size: int, seed: int,
         [held_out] = split([e for e in test.examples if e.text not in seen], [test_size], seed=seed)
         return (train, fit), (test, held_out), (train, pool[0] if pool else []), train.labels
     dataset = load_named(data, root=root, labels=labels)
+    if task_labels is not None:
+        dataset = relabel(dataset, task_labels)
     fit, held_out, *pool = split(dataset.examples, [fit_size, test_size, *pool_sizes], seed=seed)
     return (dataset, fit), (dataset, held_out), (dataset, pool[0] if pool else []), dataset.labels
 
@@ -98,21 +105,22 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
 
     With `demos` = k > 0 every item's prompt carries its k nearest examples from a third disjoint
     part (`demo_pool` items), as the cascade's prompts do once the task's example store holds at
-    least k examples: the artifact is for that prompt version (`classify-v2+demos{k}`)."""
-    from agents.classify import prompt_version
+    least k examples: the artifact is for that prompt version (`classify-v2+demos{k}`). A task with
+    its own prompt (fraud) is calibrated on that prompt and its fixed labels (`fraud-v1`)."""
     from orchestrator.calibration import (
         ArtifactStore, LogprobCache, collect_label_logprobs, evaluate_artifact, fit_artifact, labels_id,
     )
-    from orchestrator.config import KNOWN_TASKS
+    from orchestrator.tasks import TASKS
 
-    if task not in KNOWN_TASKS:
-        raise InvalidInputError(f"unknown task {task!r}; known tasks: {', '.join(KNOWN_TASKS)}")
+    if task not in TASKS:
+        raise InvalidInputError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    spec = TASKS[task]
     if demos < 0 or (demos and demo_pool < demos):
         raise InvalidInputError(f"--demos must be >= 0 and the demonstration pool at least that large; "
                                 f"got demos={demos}, demo pool={demo_pool}")
-    PROMPT_VERSION = prompt_version([("", "")] * demos)  # the prompt the cascade builds with k demonstrations
+    PROMPT_VERSION = spec.prompt_version([("", "")] * demos)  # the prompt the cascade builds with k demonstrations
     (fit_set, fit), (test_set, test), (_, pool), label_list = _splits(
-        data, fit_size, test_size, demo_pool if demos else 0, seed, data_root, labels)
+        data, fit_size, test_size, demo_pool if demos else 0, seed, data_root, labels, spec.labels)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     tier, backend, model_hash = _tier1(settings)
     cache_dir = settings.data_dir / "calibration" / "cache"
@@ -123,7 +131,8 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
         name = f"{dataset.name}-{model_hash[:12]}-{PROMPT_VERSION}{pool_id}-{labels_id(label_list)}.npz"
         z = collect_label_logprobs(backend, examples, label_list, progress=progress,
                                    cache=LogprobCache(cache_dir / name, len(label_list)),
-                                   description=f"{what} ({dataset.name})", demonstrations=retrieve)
+                                   description=f"{what} ({dataset.name})", demonstrations=retrieve,
+                                   instruction=spec.instruction)
         ok = np.isfinite(z).all(axis=1)
         return z[ok], dataset.gold_index([e for e, keep in zip(examples, ok) if keep]), int((~ok).sum())
 
@@ -176,7 +185,8 @@ def _table(result: dict[str, Any]) -> Table:
 
 def calibrate(
     data: Annotated[str, typer.Option(help="banking77, sms, smishing, or a JSONL file of {\"text\", \"label\"} rows")],
-    task: Annotated[str, typer.Option(help="the task the artifact is for")] = "classify",
+    task: Annotated[str, typer.Option(help="the task the artifact is for: classify, or fraud (sms/smishing "
+                                      "spam/ham read as fraud/legit)")] = "classify",
     target_accuracy: Annotated[Optional[float], typer.Option(help="keep answers only while their accuracy is "
                                "guaranteed >= this (learn-then-test, Clopper-Pearson)")] = None,
     delta: Annotated[float, typer.Option(help="failure probability of the accuracy guarantee")] = 0.1,

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 from scipy.special import logit, softmax
 
-from agents.classify import item_block, messages, validate_labels
+from agents.classify import SYSTEM, item_block, messages, validate_labels
 from agents.errors import InvalidInputError, StorageError
 from routers import (
     BudgetPolicy, ClassThresholds, EscalationRatePolicy, GuaranteedAccuracyPolicy, Threshold, auroc,
@@ -96,17 +96,18 @@ class LogprobCache:
 
 def collect_label_logprobs(backend, examples: Sequence, labels: Sequence[str], progress: bool = True,
                            cache: LogprobCache | None = None, description: str = "scoring",
-                           demonstrations: Callable[[str], list[tuple[str, str]]] | None = None) -> np.ndarray:
+                           demonstrations: Callable[[str], list[tuple[str, str]]] | None = None,
+                           instruction: str = SYSTEM) -> np.ndarray:
     """Score every example's text against every label: log-probs of shape [n, len(labels)].
 
     `backend` has `score(messages, item, labels)` (the llama.cpp backend); each item is
     `agents.classify.item_block(text, demonstrations(text))`, exactly what the cascade's tier 1
-    sees (prompt version `agents.classify.prompt_version(...)` of those demonstrations). The
-    prompt and the label list are the same for every item, so the backend's cached prefix is
-    reused. An item the model cannot take (longer than its context) gets a row of NaN and a warning.
+    sees (prompt version `agents.classify.prompt_version(...)` of those demonstrations), under the
+    task's `instruction` line. The prompt and the label list are the same for every item, so the
+    backend's cached prefix is reused. An item the model cannot take (longer than its context) gets a row of NaN and a warning.
     """
     labels = validate_labels(list(labels))
-    prompt = messages(labels)
+    prompt = messages(labels, instruction=instruction)
     out = np.full((len(examples), len(labels)), np.nan)
     todo = []
     for i, example in enumerate(examples):

@@ -26,11 +26,13 @@ from agents.errors import InvalidInputError
 
 __all__ = [
     "ENV_VAR", "NAMED_SETS", "Dataset", "Example", "data_root", "load_banking77", "load_jsonl",
-    "load_named", "load_smishing", "load_sms_spam", "split",
+    "load_named", "load_smishing", "load_sms_spam", "relabel", "split",
 ]
 
 ENV_VAR = "CASCADE_EVAL_DATA"
-SPAM_LABELS = ["spam", "ham"]  # the fraud-flagging label set, in prompt order, shared by both SMS sets
+SPAM_LABELS = ["spam", "ham"]  # the label set of both SMS sets, in prompt order
+# How a data set's labels read as a fixed-label task's: SMS spam is what fraud flagging calls "fraud".
+_RENAMES = {frozenset(SPAM_LABELS): {"spam": "fraud", "ham": "legit"}}
 NAMED_SETS = ("banking77", "sms", "smishing")
 
 
@@ -209,6 +211,20 @@ def load_named(data: str, part: str = "train", root: str | Path | None = None,
     if data.endswith(".jsonl") or Path(data).expanduser().is_file():
         return load_jsonl(data, labels)
     raise InvalidInputError(f"unknown data set {data!r}; use one of {', '.join(NAMED_SETS)} or a JSONL file path")
+
+
+def relabel(dataset: Dataset, labels: Sequence[str]) -> Dataset:
+    """The same items under a fixed-label task's label names, in its prompt order: the SMS sets'
+    spam/ham become fraud/legit; a set already using `labels` is only put in their order."""
+    if set(dataset.labels) == set(labels):
+        rename = {label: label for label in labels}
+    else:
+        rename = _RENAMES.get(frozenset(dataset.labels), {})
+        if set(rename.values()) != set(labels):
+            raise InvalidInputError(f"data set {dataset.name} has the labels {dataset.labels}; the task needs "
+                                    f"{list(labels)} (or spam/ham, read as fraud/legit)")
+    return Dataset(dataset.name, [Example(e.text, rename[e.label]) for e in dataset.examples], list(labels),
+                   {rename[k]: v for k, v in dataset.source_labels.items()})
 
 
 # -- splits -------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from agents.errors import ConfigError, InvalidInputError
 from agents.fraud import INSTRUCTION, PROMPT_VERSION
 from orchestrator import Cascade, Jobs, load_settings
 from orchestrator.calibration import ArtifactStore, fit_artifact
+from orchestrator.datasets import Dataset, Example, relabel
 from orchestrator.job_input import read_rows, row_format
 
 LABELS = ["fraud", "legit"]
@@ -155,6 +156,16 @@ def test_single_fitted_threshold_never_lowers_the_configured_legit_one(make, tmp
     assert first.answer == "legit" and first.threshold == 0.9
     assert f"(configured for 'legit', stricter than the fitted {fitted:.3f})" in first.reason
     assert fraud.attempts[0].answer == "fraud" and fraud.attempts[0].threshold == 0.6
+
+
+def test_sms_labels_read_as_the_fraud_labels_for_calibration():
+    sms = Dataset("sms", [Example("win a prize", "spam"), Example("hi", "ham")], ["spam", "ham"],
+                  {"spam": "spam", "ham": "ham"})
+    fraud = relabel(sms, LABELS)
+    assert fraud.labels == LABELS and [e.label for e in fraud.examples] == LABELS
+    assert fraud.gold_index().tolist() == [0, 1] and fraud.source_labels == {"fraud": "spam", "legit": "ham"}
+    with pytest.raises(InvalidInputError, match="the task needs"):
+        relabel(Dataset("intents", [Example("x", "card arrival")], ["card arrival", "top up"]), LABELS)
 
 
 def test_injected_instructions_cannot_change_the_decision(make):
