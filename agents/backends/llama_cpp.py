@@ -50,9 +50,13 @@ class LlamaCppBackend:
         path = options.model_path
         if not path.is_file():
             raise ModelFileError(f"model file {path} does not exist")
+        # Both thread counts: llama-cpp-python defaults n_threads_batch (prompt and label-branch
+        # decodes, most of our work) to every core, so worker processes sharing a machine would
+        # each spin that many threads and slow one another several-fold.
+        threads = options.n_threads or os.cpu_count()
         try:
             self.llm = Llama(model_path=str(path), n_ctx=options.n_ctx, n_batch=options.n_batch,
-                             n_threads=options.n_threads or os.cpu_count(), logits_all=False, verbose=False)
+                             n_threads=threads, n_threads_batch=threads, logits_all=False, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelFileError(f"cannot load {path} as a GGUF model ({exc}); the file is corrupt or not a GGUF "
                                  "model: reinstall it or point model_path at a valid file") from None
