@@ -19,6 +19,7 @@ from cli.audit import audit_app, review_app
 from cli.batch import batch_app, bench_batch, worker
 from cli.calibrate import calibrate
 from cli.experiments import experiments_app
+from cli.fraud import fraud
 
 app = typer.Typer(help="Run tasks on a small local model first; escalate only when it must.", no_args_is_help=True)
 models_app = typer.Typer(help="Model tiers: serve the local ones.", no_args_is_help=True)
@@ -34,6 +35,7 @@ app.command("worker")(worker)
 bench_app.command("batch")(bench_batch)
 
 app.command("calibrate")(calibrate)
+app.command("fraud")(fraud)
 app.add_typer(experiments_app, name="experiment")
 
 
