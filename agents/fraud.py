@@ -17,10 +17,10 @@ from functools import cache
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from agents.classify import validate_text
-from agents.results import Attempt, Outcome
+from agents.results import CascadeResult
 
 PROMPT_VERSION = "fraud-v1"
 LABELS = ["fraud", "legit"]  # prompt order; the task's label set is fixed
@@ -54,23 +54,16 @@ class Indicator(BaseModel):
     detail: str = ""
 
 
-class FraudResult(BaseModel):
+class FraudResult(CascadeResult):
     """The cascade's verdict on one message, with the rule-based evidence found in it."""
 
-    run_id: str
-    outcome: Outcome
-    verdict: Literal["fraud", "legit"] | None  # None unless an answer was kept (outcome accepted)
-    confidence: float | None
     indicators: list[Indicator] = Field(default_factory=list)
-    tier_name: str | None
-    reason: str
-    attempts: list[Attempt]
-    latency_ms: float
-    cost: float
 
+    @computed_field
     @property
-    def escalated(self) -> bool:
-        return len(self.attempts) > 1
+    def verdict(self) -> Literal["fraud", "legit"] | None:
+        """The kept answer; None unless one was kept (outcome accepted)."""
+        return self.answer if self.outcome == "accepted" else None  # type: ignore[return-value]
 
 
 def _rx(*patterns: str) -> re.Pattern:

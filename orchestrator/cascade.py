@@ -84,11 +84,8 @@ class Cascade:
         and on the last tier the run goes to review (`tasks.fraud.class_thresholds` and
         `review_below_threshold` in the config)."""
         result = self.run("fraud", text=text, confidential=confidential)
-        return FraudResult(
-            run_id=result.run_id, outcome=result.outcome, verdict=result.answer, confidence=result.confidence,
-            # pure rules: the same indicators run() recorded in the audit
-            indicators=find_indicators(text), tier_name=result.tier_name, reason=result.reason,
-            attempts=result.attempts, latency_ms=result.latency_ms, cost=result.cost)
+        # pure rules: the same indicators run() recorded in the audit
+        return FraudResult(**dict(result), indicators=find_indicators(text))
 
     def run(self, task: str, *, stop_after_tier: int | None = None, resume_run_id: str | None = None,
             run_id: str | None = None, learn: bool | None = None, confidential: bool = False,
