@@ -12,6 +12,17 @@ Decision = Literal["accept", "escalate", "error", "review"]  # review: kept by n
 Outcome = Literal["accepted", "needs_review", "failed", "pending"]
 
 
+class Check(BaseModel):
+    """One hallucination or schema check of an answer: a failed check escalates the item."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str  # e.g. schema, span, support
+    passed: bool
+    score: float | None = None  # in [0, 1] where the check has one (share of quotes found, similarity)
+    reason: str = ""
+
+
 class TierOutput(BaseModel):
     """What a task parser made of one model call, before any routing decision."""
 
@@ -26,6 +37,7 @@ class TierOutput(BaseModel):
     tokens_out: int = 0
     cost: float = 0.0
     invalid_reason: str | None = None
+    checks: list[Check] = Field(default_factory=list)
 
 
 class Attempt(BaseModel):
@@ -50,6 +62,7 @@ class Attempt(BaseModel):
     cost: float = 0.0
     error: str | None = None
     redactions: dict[str, int] = Field(default_factory=dict)  # entity type -> count replaced before sending
+    checks: list[Check] = Field(default_factory=list)  # any failed check escalates (or, on the last tier, reviews)
 
 
 class CascadeResult(BaseModel):

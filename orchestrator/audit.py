@@ -267,6 +267,7 @@ def _replace_attempts(session: Session, run_id: str, attempts: list[Attempt]) ->
 
 def _attempt_record(run_id: str, seq: int, a: Attempt) -> AttemptRecord:
     record = AttemptRecord(run_id=run_id, seq=seq, **a.model_dump())
+    record.checks = record.checks or None  # attempts without checks keep the pre-0006 row shape
     if record.threshold is not None and not math.isfinite(record.threshold):
         record.threshold = None  # a calibration that escalates everything; its reason says so
     return record
@@ -296,6 +297,7 @@ def _run_dict(r: RunRecord, with_attempts: bool, with_review: bool = False) -> d
         ]
         for a in data["attempts"]:
             a["redactions"] = a["redactions"] or {}  # None on rows written before migration 0004
+            a["checks"] = a["checks"] or []  # None: no check ran (or a row written before migration 0006)
     if with_review:
         data["review"] = _review_dict(r.review) if r.review else None
     return data

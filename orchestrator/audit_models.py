@@ -68,6 +68,7 @@ class AttemptRecord(Base):
     cost: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     redactions: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # entity type -> count; None before 0004
+    checks: Mapped[list | None] = mapped_column(JSON, nullable=True)  # [{name, passed, score, reason}]; None: none ran
 
     run: Mapped[RunRecord] = relationship(back_populates="attempts")
 

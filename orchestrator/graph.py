@@ -102,6 +102,7 @@ def attempt(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeSta
     record.answer = output.answer
     record.label_probs = output.label_probs
     record.confidence = record.raw_confidence = output.confidence
+    record.checks = list(output.checks)
     artifact = None
     if output.label_probs:
         artifact, why_none = ctx.calibration(tier, state["payload"]["labels"])

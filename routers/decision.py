@@ -17,11 +17,15 @@ def decide(attempt: Attempt, threshold: float, is_last_tier: bool, basis: str = 
     The last tier's valid answer is kept even below the threshold (there is nothing better to
     ask), and the reason says so, unless `keep_on_last_tier` is False (the answer's label is
     never kept unsure): then a person decides. An invalid answer escalates; on the last tier it
-    is an error. `basis` says which threshold applied (e.g. "configured for 'legit'").
+    is an error. A failed check (`attempt.checks`) escalates; on the last tier a person decides. `basis` says which threshold applied (e.g. "configured for 'legit'").
     """
     if attempt.answer is None:
         problem = attempt.error or "no answer"
         return ("error", f"{problem}; no tier left") if is_last_tier else ("escalate", problem)
+    failed = [c for c in attempt.checks if not c.passed]
+    if failed:  # an answer that fails a check is never kept, whatever its confidence
+        problem = "; ".join(f"{c.name} check failed: {c.reason}" for c in failed)
+        return ("review", f"{problem}; no tier left") if is_last_tier else ("escalate", problem)
     named = f"threshold {threshold:.3f}" + (f" ({basis})" if basis else "")
     never_unsure = f"a {attempt.answer!r} answer is never kept below its threshold: a person decides"
     if attempt.confidence is None:
