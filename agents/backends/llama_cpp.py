@@ -10,6 +10,7 @@ Two things make a tiny model usable per item here:
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 from pathlib import Path
 
@@ -38,6 +39,17 @@ class Scored(BaseModel):
     tokens_in: int  # prompt tokens the model saw for this item (prefix + item)
     tokens_out: int  # continuation tokens scored
     prefix_reused: bool
+
+
+class Generated(BaseModel):
+    """Generated text with each token's log-probability (from the last position's logits at each
+    step, before the grammar's constraint: the model's own belief in the token it chose)."""
+
+    text: str
+    token_bytes: list[int]  # UTF-8 length of each generated token, in order (text is their concatenation)
+    token_logprobs: list[float]
+    tokens_in: int
+    tokens_out: int
 
 
 class LlamaCppBackend:
@@ -99,6 +111,43 @@ class LlamaCppBackend:
                 scores[i] += sum(float(_log_softmax(row)[tok]) for row, tok in zip(seq_rows, sequences[i][1:]))
         scored_tokens = sum(len(t) for t in sequences)
         return Scored(logprobs=scores, tokens_in=n_prompt, tokens_out=scored_tokens, prefix_reused=reused)
+
+    def generate(self, messages: list[dict[str, str]], item: str, schema: dict | None = None,
+                 max_tokens: int = 128) -> Generated:
+        """Greedy generation after the chat prompt, the item spliced in as data (never parsed for
+        special tokens); with `schema`, constrained to that JSON schema by a llama.cpp grammar.
+        Log-probabilities are read per step from the last position only (no `logits_all`)."""
+        import llama_cpp
+        from llama_cpp import LlamaGrammar, LogitsProcessorList
+
+        prefix, suffix = self._render(messages)
+        tokens = (self._with_bos(self._tokenize(prefix, special=True)) + self._tokenize(item, special=False)
+                  + self._tokenize(suffix, special=True))
+        if len(tokens) + max_tokens > self.options.n_ctx:
+            raise InvalidInputError(f"the prompt is {len(tokens)} tokens; with {max_tokens} to generate it exceeds "
+                                    f"this model's context of {self.options.n_ctx}: use fewer passages or raise n_ctx")
+        grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False) if schema else None
+        steps: list[np.ndarray] = []
+
+        def record(_ids, scores):
+            steps.append(_log_softmax(np.asarray(scores, dtype=np.float64)))
+            return scores
+
+        # generation evaluates its own prompt from position 0, overwriting the scoring prefix's cache
+        self.llm.reset()
+        self._cached_prefix = []
+        out, logprobs = [], []
+        for token in self.llm.generate(tokens, temp=0.0, grammar=grammar, reset=True,
+                                       logits_processor=LogitsProcessorList([record])):
+            if token == self.llm.token_eos() or llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token):
+                break
+            out.append(token)
+            logprobs.append(float(steps[-1][token]))
+            if len(out) >= max_tokens:
+                break
+        pieces = [self.llm.detokenize([t]) for t in out]
+        return Generated(text=b"".join(pieces).decode("utf-8", errors="replace"), token_bytes=[len(p) for p in pieces],
+                         token_logprobs=logprobs, tokens_in=len(tokens), tokens_out=len(out))
 
     def forget_prefix(self) -> None:
         """Drop the cached prefix, so the next call evaluates its whole prompt (for benchmarks)."""
