@@ -18,6 +18,7 @@ from cli.common import ConfigOpt, JsonOpt, err, fail, out
 from cli.audit import audit_app, review_app
 from cli.batch import batch_app, bench_batch, worker
 from cli.calibrate import calibrate
+from cli.docs import ask, docs_app
 from cli.experiments import experiments_app
 from cli.fraud import fraud
 
@@ -36,6 +37,8 @@ bench_app.command("batch")(bench_batch)
 
 app.command("calibrate")(calibrate)
 app.command("fraud")(fraud)
+app.add_typer(docs_app, name="docs")
+app.command("ask")(ask)
 app.add_typer(experiments_app, name="experiment")
 
 

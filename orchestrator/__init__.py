@@ -14,7 +14,9 @@ from agents.errors import (
     UnknownTaskError,
     UserError,
 )
+from agents.documents import Ingested, Passage
 from agents.fraud import FraudResult, Indicator
+from agents.qa import AnswerResult, CitedPassage
 from agents.results import Attempt, CascadeResult
 
 from .audit import AuditStore
@@ -23,7 +25,8 @@ from .config import Settings, load_settings
 from .jobs import Jobs
 
 __all__ = [
-    "Attempt", "AuditStore", "Cascade", "CascadeError", "CascadeResult", "ConfigError", "FraudResult", "Indicator",
+    "AnswerResult", "Attempt", "AuditStore", "Cascade", "CascadeError", "CascadeResult", "CitedPassage", "ConfigError",
+    "FraudResult", "Indicator", "Ingested", "Passage",
     "InvalidInputError", "InvalidOutputError", "Jobs", "ModelError", "ModelFileError", "ModelTimeoutError",
     "RunConflictError", "Settings", "StorageError", "TierUnreachableError", "UnknownTaskError", "UserError",
     "load_settings",

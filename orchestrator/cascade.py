@@ -1,4 +1,4 @@
-"""The public SDK: `Cascade.from_config(...).classify(text, labels=[...])`, `.fraud(text)`."""
+"""The public SDK: `Cascade.from_config(...).classify(text, labels=[...])`, `.fraud(text)`, `.ask(question)`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from agents import classify as classification
+from agents import qa
 from agents.backends.litellm_backend import LitellmBackend, LitellmOptions
+from agents.documents import DocumentStore, Ingested
 from agents.errors import CascadeError, ConfigError, InvalidInputError, UnknownTaskError
 from agents.fraud import FraudResult, find_indicators
 from agents.redaction import Redactor
@@ -48,6 +50,7 @@ class Cascade:
         self._artifacts = ArtifactStore(settings.data_dir)
         self._calibrations: dict[tuple, tuple[CalibrationArtifact | None, str]] = {}
         self._examples: ExampleStore | None = None
+        self._documents: DocumentStore | None = None
         self._embedder_model: Embedder | None = None
         self._redactors: dict[str, Redactor] = {}
         self._graph = build_graph()
@@ -87,6 +90,30 @@ class Cascade:
         # pure rules: the same indicators run() recorded in the audit
         return FraudResult(**dict(result), indicators=find_indicators(text))
 
+    def add_documents(self, paths: list[str | Path]) -> list[Ingested]:
+        """Ingest text/markdown files for `ask` (chunked, embedded, stored in Qdrant). A bad file
+        (missing, empty, binary, not UTF-8, not .txt/.md) is an InvalidInputError and nothing of the
+        call is stored; a file already stored with the same content is not stored again."""
+        return self.documents.add(list(paths))
+
+    def ask(self, question: str, k: int = 4) -> qa.AnswerResult:
+        """Answer `question` from the k passages of the ingested documents closest to it, with
+        citations, or say it cannot be answered from them (`answer` None, outcome accepted). An
+        answer that fails a check (schema, span, support) or is unsure escalates; when no tier's
+        answer passes, the outcome is needs_review and the reason names the failed check.
+        With no document ingested, it raises InvalidInputError (there is nothing to answer from)."""
+        question = classification.validate_text(question)
+        if not isinstance(k, int) or not 1 <= k <= 16:
+            raise InvalidInputError(f"k must be an integer from 1 to 16 (passages shown to the model); got {k!r}")
+        local_store_missing = self.settings.qdrant_url is None and not (self.settings.data_dir / "qdrant").exists()
+        passages = [] if self._examples is None and local_store_missing else self.documents.search(question, k)
+        if not passages:
+            raise InvalidInputError("cannot answer: no documents ingested; add text or markdown files first "
+                                    "(`cascade docs add PATH...`, or Cascade.add_documents)")
+        sources = [p.model_dump(include={"path", "chunk", "start", "end", "doc_hash", "score"}) for p in passages]
+        result = self.run("ask", text=question, passages=[p.text for p in passages], sources=sources)
+        return qa.answer_result(result, passages)
+
     def run(self, task: str, *, stop_after_tier: int | None = None, resume_run_id: str | None = None,
             run_id: str | None = None, learn: bool | None = None, confidential: bool = False,
             **payload: Any) -> CascadeResult:
@@ -111,9 +138,10 @@ class Cascade:
         policy = _data_policy(task_settings.privacy, confidential)
         shown = self._demonstrations(task, text, labels, task_settings.examples)
         demos = [(e.text, e.label) for e in shown]
-        payload = {"text": text, "labels": labels, "demonstrations": demos}
+        fields, item_params = spec.item_fields(payload)
+        payload = {"text": text, "labels": labels, "demonstrations": demos, **fields}
         prompt_version = spec.prompt_version(demos)
-        params = {"labels": labels, **spec.evidence(text), "demonstrations": [e.id for e in shown],
+        params = {"labels": labels, **spec.evidence(text), **item_params, "demonstrations": [e.id for e in shown],
                   "data_policy": policy}
 
         if resume_run_id is None:
@@ -122,7 +150,8 @@ class Cascade:
             run_id, attempts = resume_run_id, self._pending_attempts(resume_run_id, task, text)
         started = time.perf_counter()
         privacy = ItemPrivacy(external=policy["external"], redact=partial(self._redact, task))
-        context = CascadeContext(tiers=self._tiers, run_task=spec.run, prompt_version=prompt_version,
+        run_task = spec.runner(lambda texts: self._embedder().embed(texts), task_settings)
+        context = CascadeContext(tiers=self._tiers, run_task=run_task, prompt_version=prompt_version,
                                  threshold=task_settings.threshold,
                                  calibration=partial(self._calibration, task, prompt_version), privacy=privacy,
                                  class_thresholds=task_settings.class_thresholds,
@@ -162,6 +191,13 @@ class Cascade:
             self._examples = ExampleStore(path=self.settings.data_dir / "qdrant", url=self.settings.qdrant_url,
                                           embedder=self._embedder_model)
         return self._examples
+
+    @property
+    def documents(self) -> DocumentStore:
+        """Ingested documents for `ask`: a collection of its own, on the example store's Qdrant client."""
+        if self._documents is None:
+            self._documents = DocumentStore(self.examples)
+        return self._documents
 
     def add_reviewed_example(self, task: str, text: str, label: str, reviewer: str, run_id: str | None = None) -> Example | None:
         """A reviewer's label for an item becomes an example (None if a near-duplicate is stored);

@@ -167,6 +167,10 @@ class TaskSettings(_Strict):
         "run goes to the review queue instead (fraud default: legit)")
     examples: ExampleSettings = ExampleSettings()
     privacy: PrivacySettings = PrivacySettings()
+    support_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="ask: cosine similarity an answer needs to the passages it cites "
+        "(default 0.5)")
+    max_answer_tokens: int | None = Field(default=None, ge=8, description="ask: tokens a tier may generate (default 160)")
 
 
 class Settings(BaseSettings):
@@ -225,7 +229,13 @@ def _with_defaults(name: str, settings: TaskSettings) -> TaskSettings:
     """The task's own defaults for the fields its config leaves out; per-label settings checked
     against the task's fixed label set."""
     unset = {k: v for k, v in TASK_DEFAULTS.get(name, {}).items() if k not in settings.model_fields_set}
-    settings = settings.model_copy(update=unset)
+    settings = TaskSettings.model_validate({**settings.model_dump(include=settings.model_fields_set), **unset})
+    qa_only = {"support_threshold", "max_answer_tokens"} & settings.model_fields_set - set(unset)
+    if name != "ask" and qa_only:
+        raise ValueError(f"tasks.{name}: {sorted(qa_only)} apply to the ask task only")
+    if name == "ask" and settings.privacy.external == "redact":
+        raise ValueError("tasks.ask.privacy.external: redact is not available for document QA (passages are not "
+                         "redacted); use forbid (default: external tiers are skipped) or allow")
     named = set(settings.class_thresholds) | set(settings.review_below_threshold)
     labels = TASKS[name].labels
     if named and labels is None:

@@ -2,16 +2,19 @@
 
 Fraud flagging is classification with its own instruction line, a fixed label set and rule-based
 risk indicators recorded next to the verdict; both run through the same graph and scoring.
+Document QA ("ask") generates a JSON answer with citations to retrieved passages; its checks
+(schema, span, support) ride on each attempt and a failed one escalates.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from agents import classify as classification
-from agents import fraud
+from agents import fraud, qa
 from agents.errors import InvalidInputError
 from agents.results import TierOutput
 
@@ -27,6 +30,15 @@ class TaskSpec:
     def run(self, backend, payload: dict[str, Any]) -> TierOutput:
         return classification.classify(backend, payload, self.instruction)
 
+    def runner(self, embed: Callable[[list[str]], Any], settings: Any) -> Callable[[Any, dict[str, Any]], TierOutput]:
+        """The (backend, payload) -> TierOutput function the graph calls, with this task's dependencies."""
+        return self.run
+
+    def item_fields(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Payload fields beyond text/labels/demonstrations that the task's runner needs, and what
+        the audit run's params record of them."""
+        return {}, {}
+
     def prompt_version(self, demonstrations: list[tuple[str, str]] = ()) -> str:
         return classification.prompt_version(demonstrations, base=self.prompt_base)
 
@@ -39,6 +51,28 @@ class TaskSpec:
         return list(self.labels)
 
 
+@dataclass(frozen=True)
+class QATaskSpec(TaskSpec):
+    """Document QA: the payload carries the retrieved passages; no labels, no demonstrations."""
+
+    def runner(self, embed, settings):
+        return partial(qa.answer, embed=embed, support_threshold=settings.support_threshold,
+                       max_tokens=settings.max_answer_tokens)
+
+    def item_fields(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        passages = payload.get("passages")
+        if not isinstance(passages, list) or not passages or not all(isinstance(p, str) and p.strip() for p in passages):
+            raise InvalidInputError("the ask task needs a non-empty list of passage texts")
+        # the audit keeps where each passage came from (file, chunk, offsets, content hash), not its text
+        return {"passages": passages}, {"passages": payload.get("sources") or [{"chars": len(p)} for p in passages]}
+
+    def prompt_version(self, demonstrations=()) -> str:
+        return self.prompt_base
+
+    def labels_for(self, labels: Any) -> list[str]:
+        return []
+
+
 def _fraud_evidence(text: str) -> dict[str, Any]:
     return {"indicators": [i.model_dump() for i in fraud.find_indicators(text)]}
 
@@ -46,6 +80,7 @@ def _fraud_evidence(text: str) -> dict[str, Any]:
 TASKS: dict[str, TaskSpec] = {
     "classify": TaskSpec("classify", classification.SYSTEM, classification.PROMPT_VERSION),
     "fraud": TaskSpec("fraud", fraud.INSTRUCTION, fraud.PROMPT_VERSION, tuple(fraud.LABELS), _fraud_evidence),
+    "ask": QATaskSpec("ask", qa.INSTRUCTION, qa.PROMPT_VERSION, ()),
 }
 
 # Per-task defaults of TaskSettings fields the config leaves out. Fraud is asymmetric: wrongly
@@ -53,4 +88,9 @@ TASKS: dict[str, TaskSpec] = {
 # never kept, not even by the last tier (a person decides).
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "fraud": {"class_thresholds": {"legit": 0.9, "fraud": 0.6}, "review_below_threshold": ["legit"]},
+    # Document QA: the threshold is on the answer tokens' 10% quantile probability (a placeholder until
+    # calibrated); passages are not redacted, so they never go to an external tier unless allowed;
+    # no demonstrations, and answers never become stored examples.
+    "ask": {"threshold": 0.3, "support_threshold": qa.SUPPORT_THRESHOLD, "max_answer_tokens": 160,
+            "examples": {"k": 0, "learn": False}, "privacy": {"external": "forbid", "keep_examples": False}},
 }
