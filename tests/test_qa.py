@@ -210,7 +210,8 @@ def test_instructions_inside_a_document_cannot_change_the_decision(make, tmp_pat
     assert attacked.answer == "Delhi" and attacked.tier_name == "t1"
     assert INJECTION in call["item"] and INJECTION not in json.dumps(call["messages"])
     assert call["messages"][0]["content"] == qa.INSTRUCTION
-    assert call["schema"]["properties"]["citations"]["items"]["properties"]["passage"]["enum"] == [1]
+    answered = call["schema"]["anyOf"][0]["properties"]["citations"]
+    assert answered["minItems"] == 1 and answered["items"]["properties"]["passage"]["enum"] == [1]
 
 
 def test_a_question_in_another_language_gets_an_honest_result(make):

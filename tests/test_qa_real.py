@@ -68,7 +68,7 @@ def test_real_model_answers_with_checked_citations_or_honestly_does_not(config, 
             result = cascade.ask(question, k=2)
             run = cascade.audit.get_run(result.run_id)
             assert run["task"] == "ask" and run["status"] == result.outcome
-            assert len(run["params"]["passages"]) == 2 and run["attempts"][0]["prompt_version"] == "ask-v1"
+            assert len(run["params"]["passages"]) == 2 and run["attempts"][0]["prompt_version"] == "ask-v2"
             assert_honest(result, paths, run)
             first = result.attempts[0]
             assert first.confidence is None or 0 < first.confidence <= 1  # from the model's token log-probabilities
@@ -94,3 +94,22 @@ def test_cli_docs_add_list_and_ask_json(config, data_dir, docs, monkeypatch):
     empty.write_text("")
     bad = runner.invoke(app, ["docs", "add", str(empty), "-c", str(config)])
     assert bad.exit_code == 2 and "is empty" in bad.output
+
+
+@needs_halueval
+def test_escalation_to_the_real_gemma_server_runs_the_same_checks(tmp_path, data_dir, docs, gemma_server):
+    """Tier 1 can never be sure enough (threshold 1.0), so every question goes on to Gemma behind the
+    local OpenAI-compatible server (litellm, JSON-schema mode) with the same passages and checks."""
+    _, paths = docs
+    config = tmp_path / "escalate.yaml"
+    config.write_text(yaml.safe_dump({
+        "tiers": [{**SMOL, "n_threads": 1}, {**gemma_server["tier"], "max_tokens": 128}],
+        "tasks": {"ask": {"threshold": 1.0, "max_answer_tokens": 96}}}))
+    with Cascade.from_config(config, data_dir=str(data_dir)) as cascade:
+        cascade.add_documents(paths)
+        result = cascade.ask("Where is the Oberoi Group's head office?", k=2)
+        run = cascade.audit.get_run(result.run_id)
+    first, second = result.attempts
+    assert first.decision == "escalate" and second.tier_name == "gemma3-270m"
+    assert second.checks and second.checks[0].name == "schema"
+    assert_honest(result, paths, run)

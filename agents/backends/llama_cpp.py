@@ -79,12 +79,16 @@ class LlamaCppBackend:
         self._batch = LlamaBatch(n_tokens=options.n_batch, embd=0, n_seq_max=1, verbose=False)
         self._template = self._chat_template()
         self._cached_prefix: list[int] = []  # tokens whose KV entries sit at positions [0, len)
+        # True while the KV cache is what llama-cpp-python's own generate() last left (its token
+        # record matches): the next generate() then re-evaluates only past the shared prefix
+        self._generation_cache = False
 
     # -- the one public method ------------------------------------------------------------------
 
     def score(self, messages: list[dict[str, str]], item: str, continuations: list[str]) -> Scored:
         """Log P(continuation, end-of-turn | prompt) for each continuation, the item spliced into
         `messages` where the placeholder `{item}` stands."""
+        self._generation_cache = False
         prefix, suffix = self._render(messages)
         prefix_tokens = self._with_bos(self._tokenize(prefix, special=True))
         # The item is data: its text is never parsed for special tokens, so it cannot end a turn.
@@ -133,9 +137,12 @@ class LlamaCppBackend:
             steps.append(_log_softmax(np.asarray(scores, dtype=np.float64)))
             return scores
 
-        # generation evaluates its own prompt from position 0, overwriting the scoring prefix's cache
-        self.llm.reset()
+        # generate() keeps the longest prefix it evaluated before (the instructions and demonstrations)
+        # and re-evaluates the rest; after score() the cache is not its own, so it starts afresh
+        if not self._generation_cache:
+            self.llm.reset()
         self._cached_prefix = []
+        self._generation_cache = True
         out, logprobs = [], []
         for token in self.llm.generate(tokens, temp=0.0, grammar=grammar, reset=True,
                                        logits_processor=LogitsProcessorList([record])):
@@ -153,6 +160,7 @@ class LlamaCppBackend:
         """Drop the cached prefix, so the next call evaluates its whole prompt (for benchmarks)."""
         self.llm._ctx.kv_cache_seq_rm(0, 0, -1)
         self._cached_prefix = []
+        self._generation_cache = False
 
     def prefix_length(self, messages: list[dict[str, str]]) -> int:
         """Tokens of the fixed part of a prompt (everything before the item)."""
