@@ -214,11 +214,15 @@ def test_instructions_inside_a_document_cannot_change_the_decision(make, tmp_pat
     assert answered["minItems"] == 1 and answered["items"]["properties"]["passage"]["enum"] == [1]
 
 
-def test_a_question_in_another_language_gets_an_honest_result(make):
-    t0 = FakeGeneratingBackend([reply(None)])
-    with make({"t0": t0}, docs={"a.txt": OBEROI}) as c:
+def test_text_in_another_language_gets_an_honest_result(make):
+    spanish = "El Grupo Oberoi es una empresa hotelera con sede en Delhi. La familia Oberoi es india."
+    t0 = FakeGeneratingBackend([reply(None), reply("Delhi", (1, "con sede en Delhi"))])
+    with make({"t0": t0}, docs={"a.txt": OBEROI, "es.md": spanish}) as c:
         result = c.ask("¿Dónde está la sede del Grupo Oberoi?")
-    assert result.outcome == "accepted" and result.cannot_answer
+        assert result.outcome == "accepted" and result.cannot_answer
+        cited = c.ask("¿Dónde está la sede del Grupo Oberoi?", k=1)
+        assert c.audit.verify()["ok"]  # the ledger covers the new checks column
+    assert cited.answer == "Delhi" and cited.citations[0].path.endswith("es.md")
 
 
 def test_ask_settings_are_checked_at_start_up(tmp_path):
