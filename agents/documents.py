@@ -180,3 +180,5 @@ class DocumentStore:
         if not self.client.collection_exists(COLLECTION):
             self.client.create_collection(COLLECTION, vectors_config=models.VectorParams(
                 size=EMBEDDING_DIM, distance=models.Distance.COSINE))
+            if self._store.url:  # a server filters by path through an index; local mode warns if asked for one
+                self.client.create_payload_index(COLLECTION, "path", models.PayloadSchemaType.KEYWORD)
