@@ -114,6 +114,9 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
     if task not in TASKS:
         raise InvalidInputError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
     spec = TASKS[task]
+    if not spec.label_scored:
+        raise InvalidInputError(f"the {task} task generates its answers: it has no label scores to calibrate; "
+                                f"its confidence threshold is tasks.{task}.threshold in the config")
     if demos < 0 or (demos and demo_pool < demos):
         raise InvalidInputError(f"--demos must be >= 0 and the demonstration pool at least that large; "
                                 f"got demos={demos}, demo pool={demo_pool}")

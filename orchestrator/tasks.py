@@ -26,6 +26,7 @@ class TaskSpec:
     prompt_base: str  # the prompt version without demonstrations; calibration artifacts match on it
     labels: tuple[str, ...] | None = None  # a fixed label set in prompt order, or None: each call gives its own
     evidence: Callable[[str], dict[str, Any]] = lambda text: {}  # recorded in the audit run's params
+    label_scored: bool = True  # answers are label scores (what `cascade calibrate` fits); False: generated text
 
     def run(self, backend, payload: dict[str, Any]) -> TierOutput:
         return classification.classify(backend, payload, self.instruction)
@@ -54,6 +55,8 @@ class TaskSpec:
 @dataclass(frozen=True)
 class QATaskSpec(TaskSpec):
     """Document QA: the payload carries the retrieved passages; no labels, no demonstrations."""
+
+    label_scored: bool = False
 
     def runner(self, embed, settings):
         return partial(qa.answer, embed=embed, support_threshold=settings.support_threshold,

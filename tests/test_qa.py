@@ -239,3 +239,14 @@ def test_ask_settings_are_checked_at_start_up(tmp_path):
         load({"ask": {"privacy": {"external": "redact"}}})
     with pytest.raises(ConfigError, match="apply to the ask task only"):
         load({"classify": {"support_threshold": 0.5}})
+
+
+def test_calibrate_refuses_the_ask_task_clearly(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"tiers": tiers(1)}))
+    result = CliRunner().invoke(app, ["calibrate", "--data", "sms", "--task", "ask", "--target-accuracy", "0.9", "-c", str(config)])
+    assert result.exit_code == 2 and "no label scores to calibrate" in result.output
