@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.documents import Passage
 from agents.errors import InvalidOutputError
-from agents.results import Attempt, CascadeResult, Check, Outcome, TierOutput
+from agents.results import CascadeResult, Check, TierOutput
 
 PROMPT_VERSION = "ask-v2"
 SUPPORT_THRESHOLD = 0.5  # default cosine similarity an answer needs to its cited passages
@@ -81,20 +81,12 @@ class CitedPassage(BaseModel):
     quote_end: int | None = None
 
 
-class AnswerResult(BaseModel):
-    """The cascade's answer to a question about the ingested documents."""
+class AnswerResult(CascadeResult):
+    """The cascade's answer to a question about the ingested documents. `answer` is the answer's
+    text: None means cannot answer (outcome accepted) or no answer could be kept (needs_review)."""
 
-    run_id: str
-    outcome: Outcome
-    answer: str | None  # None: cannot answer (outcome accepted) or no answer could be kept (needs_review)
     citations: list[CitedPassage] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)  # of the deciding (last) attempt
-    confidence: float | None
-    tier_name: str | None
-    reason: str
-    attempts: list[Attempt]
-    latency_ms: float
-    cost: float
 
     @property
     def cannot_answer(self) -> bool:
@@ -119,10 +111,7 @@ def answer_result(result: CascadeResult, passages: list[Passage]) -> AnswerResul
                                           quote=c.quote, quote_start=p.start + at if at >= 0 else None,
                                           quote_end=p.start + at + len(c.quote) if at >= 0 else None))
     checks = result.attempts[-1].checks if result.attempts else []
-    return AnswerResult(run_id=result.run_id, outcome=result.outcome, answer=answer, citations=citations,
-                        checks=checks, confidence=result.confidence, tier_name=result.tier_name,
-                        reason=result.reason, attempts=result.attempts, latency_ms=result.latency_ms,
-                        cost=result.cost)
+    return AnswerResult(**{**dict(result), "answer": answer}, citations=citations, checks=checks)
 
 
 def answer_schema(n_passages: int, grammar: bool = True) -> dict[str, Any]:
