@@ -95,7 +95,7 @@ def _retriever(pool, labels: list[str], k: int, order: str):
 
 
 def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size: int, seed: int = 0,
-                    method: str = "temperature", target_accuracy: float | None = None, delta: float = 0.1,
+                    method: str = "auto", target_accuracy: float | None = None, delta: float = 0.1,
                     target_escalation_rate: float | None = None, max_escalation_share: float | None = None,
                     per_class: bool = False, labels: list[str] | None = None, data_root: Path | None = None,
                     demos: int = 0, demo_pool: int = 1000, report_dir: Path | None = None,
@@ -144,6 +144,11 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
     source = {"data": data, "fit_set": fit_set.name, "test_set": test_set.name, "fit_size": len(gold_fit),
               "test_size": len(gold_test), "seed": seed, "tier": tier.name, "model_path": tier.model_path,
               "demonstrations": {"k": demos, "pool_size": len(pool), "order": order} if demos else None}
+    if method == "auto":  # chosen on the fit split alone; the test split only measures the choice
+        from orchestrator.calibration_select import choose_method
+
+        method, cv_brier = choose_method(z_fit, gold_fit, label_list, seed=seed)
+        source["method_selection"] = {"chosen": method, "cv_brier": cv_brier, "folds": 5}
     artifact = fit_artifact(task, z_fit, gold_fit, label_list, model_hash, PROMPT_VERSION, method=method,
                             target_accuracy=target_accuracy, delta=delta,
                             target_escalation_rate=target_escalation_rate,
@@ -195,7 +200,8 @@ def calibrate(
     target_escalation_rate: Annotated[Optional[float], typer.Option(help="escalate about this share (no guarantee)")] = None,
     max_escalation_share: Annotated[Optional[float], typer.Option(help="escalate at most this share")] = None,
     per_class: Annotated[bool, typer.Option(help="one accuracy threshold per predicted label")] = False,
-    method: Annotated[str, typer.Option(help="calibrator: vector (label-aware scale and bias per label), temperature, platt or isotonic")] = "vector",
+    method: Annotated[str, typer.Option(help="calibrator: auto (the lowest 5-fold Brier score on the fit split), vector "
+                                             "(label-aware scale and bias per label), temperature, platt or isotonic")] = "auto",
     fit_size: Annotated[int, typer.Option(min=1, help="items to fit on")] = 600,
     test_size: Annotated[int, typer.Option(min=1, help="items to check on (disjoint from the fit items)")] = 600,
     seed: Annotated[int, typer.Option(help="seed of the stratified split")] = 0,

@@ -1,8 +1,7 @@
 """Batch benchmark: items per second of a classification job on 1 and 2 worker processes, and the
 resident memory of the worker processes over the job (sampled; it must stay flat).
 
-    python -m orchestrator.batch_bench --items 1000 --processes 1 2
-    (or `cascade bench batch` once registered)
+    cascade bench batch --items 1000 -p 1 -p 2 [--plot memory.png]
 
 Each run uses a fresh PostgreSQL database and Redis database, a worker started as
 `celery -A workers.app worker --pool prefork --concurrency P`, the bundled SmolLM2 as the only
@@ -13,7 +12,6 @@ runs from submission to its last item. Workers are started as commands, not impo
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -139,17 +137,25 @@ def throughput(items: int = 1000, processes: tuple[int, ...] = (1, 2), threads: 
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=1000)
-    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--threads", type=int, default=1,
-                        help="llama.cpp threads per process (0: the worker divides the cores among its processes)")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    result = throughput(args.items, tuple(args.processes), args.threads or None)
-    print(json.dumps(result, indent=1))
+def plot_memory(result: dict, path: str | Path) -> Path:
+    """RSS of each pool process against items finished, one line per process and run: flat lines
+    mean the workers do not grow with the job."""
+    from matplotlib.figure import Figure
 
-
-if __name__ == "__main__":
-    main()
+    fig = Figure(figsize=(7, 3.8))
+    ax = fig.add_subplot()
+    for run in result["runs"]:
+        samples = run["rss_samples"]
+        for i in range(max((len(rss) for _, _, rss in samples), default=0)):
+            points = [(done, rss[i]) for _, done, rss in samples if len(rss) > i]
+            ax.plot(*zip(*points), label=f"{run['processes']} process(es), {run['items']} items: process {i + 1}")
+    ax.set_xlabel("items finished")
+    ax.set_ylabel("resident set size (MB)")
+    peak = max((r for run in result["runs"] for _, _, rss in run["rss_samples"] for r in rss), default=1.0)
+    ax.set_ylim(0, peak * 1.25)  # from zero, so that growth would show at its true size
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("batch worker memory over the job")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=120, bbox_inches="tight")
+    return path
