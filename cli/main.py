@@ -19,6 +19,7 @@ from cli.audit import audit_app, review_app
 from cli.batch import batch_app, bench_batch, worker
 from cli.calibrate import calibrate
 from cli.docs import ask, docs_app
+from cli.eval import bench_speed, eval_cmd
 from cli.experiments import experiments_app
 from cli.fraud import fraud
 
@@ -40,6 +41,8 @@ app.command("fraud")(fraud)
 app.add_typer(docs_app, name="docs")
 app.command("ask")(ask)
 app.add_typer(experiments_app, name="experiment")
+app.command("eval")(eval_cmd)
+bench_app.command("speed")(bench_speed)
 
 
 DEMO_LABELS = ["card arrival", "lost or stolen card", "exchange rate", "top up failed"]

@@ -1,0 +1,244 @@
+"""`cascade eval` for the label tasks: every tier once per item (replayed from the cache), then
+every policy compared on the same outputs, with figures, a table-ready summary and plots.
+
+Tiers: tier 1 is SmolLM2 (bundled) and tier 2 Gemma-3-270M, both in-process through the same
+LlamaCppBackend and scored on the same prompt (the task's instruction, its labels, and the k
+nearest labelled pool examples as demonstrations, as the cascade's prompt once its example store
+holds them). In the default ladder tier 2 runs behind the local OpenAI-compatible server; scoring it
+in-process gives the same label probabilities without the server round trip and lets every policy
+see tier 2's full label distribution.
+
+Policies: always-small, always-large, random at the calibrated cascade's rate (averaged over 20
+seeds), the oracle, the calibrated cascade (calibrator chosen and fitted on the fit split, threshold
+by the guaranteed-accuracy policy), a prompt-only router (RouteLLM style: the neighbours' win rate
+of the large tier, from MiniLM embeddings of the fit split) and self-verification (AutoMix style:
+the small model says yes/no to its own answer, scored from its logits). The routers are compared
+with the cascade at its escalation rate; their curves sweep every threshold.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.special import softmax
+
+from agents import classify as classification
+from agents.errors import InvalidInputError
+from routers.eval_policies import (
+    TierOutcomes,
+    accuracy,
+    always_large,
+    always_small,
+    escalate_lowest,
+    knn_win_rate,
+    oracle,
+    positive_f1,
+    random_at_rate,
+    scored_policy,
+    summarize,
+)
+
+from .calibration import calibrated_predictions, fit_artifact
+from .calibration_select import choose_method
+from .eval_replay import (
+    VERIFY_INSTRUCTION,
+    VERIFY_LABELS,
+    VERIFY_PROMPT_VERSION,
+    TierSpec,
+    cache_name,
+    embed_cached,
+    eval_splits,
+    nearest_demonstrations,
+    run_tier,
+)
+from .tasks import TASKS
+
+__all__ = ["Price", "price_of", "run_eval"]
+
+N_CTX = 4096  # four long demonstrations and the item fit with room to spare
+
+
+@dataclass(frozen=True)
+class Price:
+    """Per 1,000 tokens, input and output, and where the figures come from."""
+
+    input_per_1k: float
+    output_per_1k: float
+    source: str
+
+    def cost(self, tokens_in: np.ndarray, tokens_out: np.ndarray) -> np.ndarray:
+        return (tokens_in * self.input_per_1k + tokens_out * self.output_per_1k) / 1000
+
+
+def price_of(spec: str | float) -> Price:
+    """A number (the same price per 1k input and output tokens) or a model name in litellm's price map."""
+    try:
+        value = float(spec)
+    except ValueError:
+        from .job_budget import _litellm_per_1k
+
+        mapped = _litellm_per_1k(str(spec))
+        if mapped is None:
+            raise InvalidInputError(f"{spec!r} is neither a price per 1k tokens nor a model in litellm's price map")
+        return Price(*mapped, f"litellm's price map for {spec}")
+    if value < 0 or not math.isfinite(value):
+        raise InvalidInputError(f"a price per 1k tokens must be a finite number >= 0, got {spec}")
+    return Price(value, value, "configured")
+
+
+def _local_tier(name: str, spec: str, data_dir: Path, threads: int) -> TierSpec:
+    from .models import file_sha256, resolve_model_path
+
+    path = resolve_model_path(spec, data_dir)
+
+    def load():
+        from agents.backends.llama_cpp import LlamaCppBackend, LlamaCppOptions
+
+        return LlamaCppBackend(LlamaCppOptions(model_path=path, n_ctx=N_CTX, n_threads=threads))
+    return TierSpec(name, file_sha256(path, data_dir), load)
+
+
+def _embedder(threads: int):
+    """MiniLM's embed function, loaded on first use (a fully cached run never loads it)."""
+    loaded: list = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        if not loaded:
+            import torch
+
+            from agents.retrieval import Embedder
+
+            torch.set_num_threads(threads)
+            loaded.append(Embedder())
+        return loaded[0].embed(texts)
+    return embed
+
+
+def run_eval(task: str, data: str, *, n: int, fit_size: int, data_dir: Path, demos: int = 4, demo_pool: int = 1000,
+             seed: int = 0, target_accuracy: float = 0.95, delta: float = 0.1, knn: int = 10,
+             price_small: Price = Price(0.0, 0.0, "local tier"), price_large: Price | None = None,
+             threads: int = 1, root: Path | None = None, tiers: tuple[TierSpec, TierSpec, TierSpec] | None = None,
+             embed=None, progress=None, plot_dir: Path | None = None) -> dict[str, Any]:
+    """Run (or replay) both tiers and the self-verifier, then compare every policy on the test split.
+
+    `tiers` (small, large, verifier) and `embed` replace the bundled models (tests pass fakes); the
+    verifier is the small model under another prompt, so by default it shares the small tier's backend.
+    """
+    started = time.perf_counter()
+    spec = TASKS[task]
+    price_large = price_large or price_of("gpt-4o-mini")
+    s = eval_splits(task, data, n, fit_size, demo_pool if demos else 0, seed, root)
+    if demos and len(s.pool) < demos:
+        raise InvalidInputError(f"{len(s.pool)} items are left for the demonstration pool; --demos {demos} needs at "
+                                "least that many: lower --n, --fit-size or --demos")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir = data_dir / "eval" / "cache"
+    if tiers is None:
+        small = _local_tier("smollm2-135m", "bundled:smollm2", data_dir, threads)
+        tiers = (small, _local_tier("gemma3-270m", "bundled:gemma3-270m", data_dir, threads),
+                 TierSpec("smollm2-135m-verify", small.model_hash, small.backend))
+    small, large, verifier = tiers
+    embed = embed or _embedder(threads)
+
+    items = s.fit + s.test
+    texts = [e.text for e in items]
+    embeddings = cache_dir / f"{s.name}-all-MiniLM-L6-v2.npz"
+    vectors, embed_ms = embed_cached(texts, embed, embeddings)
+    pool_vectors, _ = embed_cached([e.text for e in s.pool], embed, embeddings) if demos else (None, None)
+    shown = nearest_demonstrations(vectors, pool_vectors, s.pool, demos)
+    blocks = [classification.item_block(t, d) for t, d in zip(texts, shown)]
+    version = spec.prompt_version([("", "")] * demos)
+    pool_id = f"pool{len(s.pool)}s{seed}" if demos else "nopool"
+    outputs = {t.name: run_tier(t, texts, blocks, s.labels, spec.instruction,
+                                cache_dir / cache_name(s.name, t, version, s.labels, pool_id), progress)
+               for t in (small, large)}
+    ok = np.isfinite(outputs[small.name]["logprobs"]).all(axis=1) & np.isfinite(outputs[large.name]["logprobs"]).all(axis=1)
+    gold = s.gold(items)
+    is_fit = np.arange(len(items)) < len(s.fit)
+    fit_idx, test_idx = np.flatnonzero(is_fit & ok), np.flatnonzero(~is_fit & ok)
+    if len(test_idx) == 0:
+        raise InvalidInputError("no test item could be scored by both tiers (all longer than the context?)")
+
+    # The small tier answers as the deployed tier 1 does: its calibration artifact's label and confidence.
+    z_small = outputs[small.name]["logprobs"]
+    method, cv_brier = choose_method(z_small[fit_idx], gold[fit_idx], s.labels, seed=seed)
+    artifact = fit_artifact(task, z_small[fit_idx], gold[fit_idx], s.labels, small.model_hash, version, method=method,
+                            target_accuracy=target_accuracy, delta=delta)
+    small_pred, conf = calibrated_predictions(artifact, z_small[ok])
+    small_pred_all = np.full(len(items), -1)
+    small_pred_all[ok] = small_pred
+    conf_all = np.full(len(items), np.nan)
+    conf_all[ok] = conf
+    large_pred_all = np.argmax(np.nan_to_num(outputs[large.name]["logprobs"], nan=-np.inf), axis=1)
+
+    # Self-verification of the small tier's own answer on the test items (cached per text and answer).
+    verify_keys = [f"{s.labels[small_pred_all[i]]}\n{texts[i]}" for i in test_idx]
+    verify_items = [f"{blocks[i]}\nProposed label: {s.labels[small_pred_all[i]]}\n\nIs the proposed label correct?"
+                    for i in test_idx]
+    checked = run_tier(verifier, verify_keys, verify_items, VERIFY_LABELS, VERIFY_INSTRUCTION,
+                       cache_dir / cache_name(s.name, verifier, f"{VERIFY_PROMPT_VERSION}+{version}", s.labels, pool_id),
+                       progress)
+    # An item too long to verify gets P(yes) 0.5 and no cost or time.
+    checked = {key: np.nan_to_num(value, nan=0.0) for key, value in checked.items()}
+    p_yes = softmax(checked["logprobs"], axis=1)[:, 0]
+
+    def cost(tier: TierSpec, price: Price, idx) -> np.ndarray:
+        return price.cost(outputs[tier.name]["tokens_in"][idx], outputs[tier.name]["tokens_out"][idx])
+
+    t = TierOutcomes(gold=gold[test_idx], small_pred=small_pred_all[test_idx], large_pred=large_pred_all[test_idx],
+                     small_cost=cost(small, price_small, test_idx), large_cost=cost(large, price_large, test_idx),
+                     small_ms=outputs[small.name]["ms"][test_idx], large_ms=outputs[large.name]["ms"][test_idx],
+                     shared_ms=embed_ms[test_idx] if demos else np.zeros(len(test_idx)))
+    if task == "fraud":
+        quality, quality_name = positive_f1(s.labels.index("fraud")), "F1 (fraud)"
+    else:
+        quality, quality_name = accuracy, "accuracy"
+
+    # The prompt-only router learns where the large tier wins from the fit split's outcomes.
+    fit_wins = (small_pred_all[fit_idx] != gold[fit_idx]) & (large_pred_all[fit_idx] == gold[fit_idx])
+    knn_keep = 1.0 - knn_win_rate(vectors[fit_idx], fit_wins, vectors[test_idx], k=knn)
+    cascade_conf = conf_all[test_idx]
+    threshold = artifact.thresholds()
+    escalated = ~np.asarray(threshold.accept(cascade_conf), dtype=bool).reshape(-1)
+    m = int(escalated.sum())
+    verify_cost = price_small.cost(checked["tokens_in"], checked["tokens_out"])
+    policies = [
+        [always_small(t)], [always_large(t)], random_at_rate(t, m, quality), [oracle(t, quality)],
+        [scored_policy("calibrated cascade", t, cascade_conf, quality, cascade=True, escalate=escalated)],
+        [scored_policy("prompt-only kNN router", t, knn_keep, quality, cascade=False, escalate=escalate_lowest(knn_keep, m),
+                       extra_ms=0.0 if demos else embed_ms[test_idx])],
+        [scored_policy("self-verification", t, p_yes, quality, cascade=True, escalate=escalate_lowest(p_yes, m),
+                       extra_cost=verify_cost, extra_ms=checked["ms"])],
+    ]
+    cost_max = max(float(np.max(r.curve[2])) if r.curve is not None else float(r.cost.mean())
+                   for runs in policies for r in runs)
+    rows = [summarize(runs, t, quality, cost_max) for runs in policies]
+    result: dict[str, Any] = {
+        "task": task, "data": data, "quality_metric": quality_name, "seed": seed,
+        "sizes": {"test": len(test_idx), "fit": len(fit_idx), "pool": len(s.pool),
+                  "skipped": int((~ok).sum())},
+        "demonstrations": demos, "prompt_version": version,
+        "tiers": {"small": {"name": small.name, "model_hash": small.model_hash, "price": vars(price_small),
+                            "quality": quality(t.small_pred, t.gold)},
+                  "large": {"name": large.name, "model_hash": large.model_hash, "price": vars(price_large),
+                            "quality": quality(t.large_pred, t.gold), "how": "in-process llama.cpp, scored"}},
+        "calibration": {"method": method, "cv_brier": cv_brier, "target_accuracy": target_accuracy, "delta": delta,
+                        "threshold": None if math.isinf(threshold.value) else threshold.value,
+                        "escalated": m},
+        "policies": rows,
+        "curves": {runs[0].name: {"calls": runs[0].curve[0].tolist(), "quality": runs[0].curve[1].tolist(),
+                                  "cost_per_item": runs[0].curve[2].tolist()}
+                   for runs in policies if runs[0].curve is not None and runs[0].name != "random"},
+        "model_calls": {tier.name: tier.calls for tier in tiers},
+        "seconds": time.perf_counter() - started,
+    }
+    if plot_dir is not None:
+        from .eval_report import write_plots
+
+        result["plots"] = write_plots(result, policies, t, quality_name, cascade_conf, p_yes, plot_dir)
+    return result
