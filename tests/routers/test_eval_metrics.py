@@ -115,3 +115,20 @@ def test_aiq_counts_zero_below_the_cheapest_point():
 def test_aiq_needs_a_cost_range():
     with pytest.raises(ValueError, match="empty"):
         aiq([0, 0], [0.5, 0.6])
+
+
+def test_aiq_matches_the_best_mixture_within_budget():
+    # At budget c the hull is the best quality of a point costing <= c or of a mix of two points
+    # whose expected cost is c; integrated on a fine grid it must give the same AIQ.
+    rng = np.random.default_rng(0)
+    cost, quality = rng.random(8), rng.random(8)
+    grid = np.linspace(0, 1, 20001)
+    best = np.zeros_like(grid)
+    for i in range(8):
+        best = np.where(grid >= cost[i], np.maximum(best, quality[i]), best)
+        for j in range(8):
+            if cost[j] > cost[i]:
+                w = (grid - cost[i]) / (cost[j] - cost[i])
+                mix = np.where((w >= 0) & (w <= 1), quality[i] + w * (quality[j] - quality[i]), 0.0)
+                best = np.maximum(best, mix)
+    assert aiq(cost, quality, cost_max=1.0) == pytest.approx(np.trapezoid(best, grid), abs=1e-3)
