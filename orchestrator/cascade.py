@@ -1,4 +1,5 @@
-"""The public SDK: `Cascade.from_config(...).classify(text, labels=[...])`, `.fraud(text)`, `.ask(question)`."""
+"""The public SDK: `Cascade.from_config(...).classify(text, labels=[...])`, `.fraud(text)`, `.ask(question)`,
+`.contract(text)`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from agents import classify as classification
 from agents import qa
 from agents.backends.litellm_backend import LitellmBackend, LitellmOptions
+from agents.contracts import ContractReview
 from agents.documents import DocumentStore, Ingested
 from agents.errors import CascadeError, ConfigError, InvalidInputError, UnknownTaskError
 from agents.fraud import FraudResult, find_indicators
@@ -26,6 +28,7 @@ from .config import (
     KNOWN_TASKS, EncoderTier, ExampleSettings, LitellmTier, LlamaCppTier, PrivacySettings, Settings, load_settings,
     protect_secrets,
 )
+from .contract_review import PASSAGES, review_contract
 from .example_files import read_examples
 from .graph import CascadeContext, ItemPrivacy, TierHandle, build_graph, ms_since
 from .models import file_sha256, resolve_model_path
@@ -113,6 +116,15 @@ class Cascade:
         sources = [p.model_dump(include={"path", "chunk", "start", "end", "doc_hash", "score"}) for p in passages]
         result = self.run("ask", text=question, passages=[p.text for p in passages], sources=sources)
         return qa.answer_result(result, passages)
+
+    def contract(self, text: str, categories: list[str] | None = None, k: int = PASSAGES) -> ContractReview:
+        """Review a contract's text for each clause category (default: agents.contract_categories.
+        DEFAULT_CATEGORIES): whether a clause of it is in the k passages retrieved for it, the clause
+        word for word, and a risk flag from a fixed table. Each category is one audited run of the
+        "contract" task (checks: schema, span; a failed check or low confidence escalates). Empty,
+        binary or over-long text (agents.contracts.MAX_CONTRACT_CHARS) and unknown categories raise
+        InvalidInputError before any model runs."""
+        return review_contract(self.run, lambda texts: self._embedder().embed(texts), text, categories, k)
 
     def run(self, task: str, *, stop_after_tier: int | None = None, resume_run_id: str | None = None,
             run_id: str | None = None, learn: bool | None = None, confidential: bool = False,

@@ -233,9 +233,9 @@ def _with_defaults(name: str, settings: TaskSettings) -> TaskSettings:
     qa_only = {"support_threshold", "max_answer_tokens"} & settings.model_fields_set - set(unset)
     if name != "ask" and qa_only:
         raise ValueError(f"tasks.{name}: {sorted(qa_only)} apply to the ask task only")
-    if name == "ask" and settings.privacy.external == "redact":
-        raise ValueError("tasks.ask.privacy.external: redact is not available for document QA (passages are not "
-                         "redacted); use forbid (default: external tiers are skipped) or allow")
+    if name in ("ask", "contract") and settings.privacy.external == "redact":
+        raise ValueError(f"tasks.{name}.privacy.external: redact is not available for document QA or contract "
+                         "review (passages are not redacted); use forbid (default: external tiers are skipped) or allow")
     named = set(settings.class_thresholds) | set(settings.review_below_threshold)
     labels = TASKS[name].labels
     if named and labels is None:

@@ -3,7 +3,8 @@
 Fraud flagging is classification with its own instruction line, a fixed label set and rule-based
 risk indicators recorded next to the verdict; both run through the same graph and scoring.
 Document QA ("ask") generates a JSON answer with citations to retrieved passages; its checks
-(schema, span, support) ride on each attempt and a failed one escalates.
+(schema, span, support) ride on each attempt and a failed one escalates. Contract review
+("contract") runs the same way per (contract, clause category), on passages retrieved for the category.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from agents import classify as classification
-from agents import fraud, qa
+from agents import contracts, fraud, qa
 from agents.errors import InvalidInputError
 from agents.results import TierOutput
 
@@ -76,6 +77,26 @@ class QATaskSpec(TaskSpec):
         return []
 
 
+@dataclass(frozen=True)
+class ContractTaskSpec(QATaskSpec):
+    """Contract review: the payload carries one clause category and the contract's passages retrieved
+    for it; the text is the category's question."""
+
+    def runner(self, embed, settings):
+        return partial(contracts.review, max_tokens=settings.max_answer_tokens)
+
+    def item_fields(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        passages, category = payload.get("passages"), payload.get("category")
+        if not isinstance(passages, list) or not passages or not all(isinstance(p, str) and p.strip() for p in passages):
+            raise InvalidInputError("the contract task needs a non-empty list of passage texts")
+        if category not in contracts.CATEGORIES:
+            raise InvalidInputError(f"the contract task needs a known clause category; got {category!r}")
+        # the audit keeps the contract's hash and where each passage sits in it, not their text
+        sources = payload.get("sources") or [{"chars": len(p)} for p in passages]
+        return ({"passages": passages, "category": category},
+                {"category": category, "contract": payload.get("contract"), "passages": sources})
+
+
 def _fraud_evidence(text: str) -> dict[str, Any]:
     return {"indicators": [i.model_dump() for i in fraud.find_indicators(text)]}
 
@@ -84,6 +105,7 @@ TASKS: dict[str, TaskSpec] = {
     "classify": TaskSpec("classify", classification.SYSTEM, classification.PROMPT_VERSION),
     "fraud": TaskSpec("fraud", fraud.INSTRUCTION, fraud.PROMPT_VERSION, tuple(fraud.LABELS), _fraud_evidence),
     "ask": QATaskSpec("ask", qa.INSTRUCTION, qa.PROMPT_VERSION, ()),
+    "contract": ContractTaskSpec("contract", contracts.INSTRUCTION, contracts.PROMPT_VERSION, ()),
 }
 
 # Per-task defaults of TaskSettings fields the config leaves out. Fraud is asymmetric: wrongly
@@ -96,4 +118,8 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     # no demonstrations, and answers never become stored examples.
     "ask": {"threshold": 0.3, "support_threshold": qa.SUPPORT_THRESHOLD, "max_answer_tokens": 160,
             "examples": {"k": 0, "learn": False}, "privacy": {"external": "forbid", "keep_examples": False}},
+    # Contract review: as ask (a placeholder threshold on the answer tokens' probability; contracts are
+    # confidential, so external tiers are skipped unless allowed); clauses are quoted up to 300 characters.
+    "contract": {"threshold": 0.3, "max_answer_tokens": 160, "examples": {"k": 0, "learn": False},
+                 "privacy": {"external": "forbid", "keep_examples": False}},
 }

@@ -1,0 +1,55 @@
+"""Contract review through the cascade: chunk the contract, retrieve passages per clause category,
+and run each (contract, category) as one audited "contract" task.
+
+Retrieval is in memory: the contract's chunks (agents.documents.chunk_text) and each category's
+query are embedded with all-MiniLM-L6-v2 and ranked by cosine similarity; only the k best chunks
+reach the model, never the whole contract. Contracts are not stored (in Qdrant or elsewhere); the
+audit keeps the contract's hash and the shown passages' offsets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import numpy as np
+
+from agents import contracts
+from agents.contract_categories import validate_categories
+from agents.documents import chunk_text
+from agents.errors import InvalidInputError, ModelError
+from agents.results import CascadeResult
+
+PASSAGES = 3  # chunks shown per category: three 500-800 character chunks fit SmolLM2's 2,048-token context
+
+
+def review_contract(run: Callable[..., CascadeResult], embed: Callable[[list[str]], np.ndarray], text: str,
+                    categories: list[str] | None = None, k: int = PASSAGES) -> contracts.ContractReview:
+    """Review `text` for each category with `run` (Cascade.run, or a variant of it). A tier failing
+    outright (ModelError) fails that category's run (audited) and the review goes on with the next."""
+    text = contracts.validate_contract(text)
+    names = validate_categories(categories)
+    if not isinstance(k, int) or not 1 <= k <= 8:
+        raise InvalidInputError(f"k must be an integer from 1 to 8 (passages shown per category); got {k!r}")
+    spans = chunk_text(text)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    vectors = embed([text[s:e] for s, e in spans] + [contracts.query(c) for c in names])
+    chunks, queries = vectors[:len(spans)], vectors[len(spans):]
+    results = []
+    for category, q in zip(names, queries):
+        scores = chunks @ q
+        best = np.argsort(-scores, kind="stable")[:k].tolist()  # most similar first, as ask shows them
+        shown = [contracts.ShownPassage(number=n, chunk=i, start=spans[i][0], end=spans[i][1], score=float(scores[i]))
+                 for n, i in enumerate(best, start=1)]
+        sources = [p.model_dump(exclude={"number"}) for p in shown]
+        try:
+            result = run("contract", text=contracts.question(category), category=category,
+                         passages=[text[p.start:p.end] for p in shown], sources=sources,
+                         contract={"sha256": digest, "chars": len(text)})
+        except ModelError as exc:  # run() recorded the failed run; keep reviewing the other categories
+            result = CascadeResult(run_id=exc.run_id or "", task="contract", outcome="failed", answer=None,
+                                   confidence=None, tier_name=None, reason=exc.message, attempts=[], latency_ms=0.0,
+                                   cost=0.0)
+        results.append(contracts.clause_result(result, category, shown, text))
+    return contracts.ContractReview(contract_sha256=digest, chars=len(text), chunks=len(spans), results=results)
+
