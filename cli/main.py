@@ -18,6 +18,7 @@ from cli.common import ConfigOpt, JsonOpt, err, fail, out
 from cli.audit import audit_app, review_app
 from cli.batch import batch_app, bench_batch, worker
 from cli.calibrate import calibrate
+from cli.contract import bench_contract_spans, contract
 from cli.docs import ask, docs_app
 from cli.eval import bench_speed, eval_cmd
 from cli.experiments import experiments_app
@@ -35,9 +36,11 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(batch_app, name="batch")
 app.command("worker")(worker)
 bench_app.command("batch")(bench_batch)
+bench_app.command("contract-spans")(bench_contract_spans)
 
 app.command("calibrate")(calibrate)
 app.command("fraud")(fraud)
+app.command("contract")(contract)
 app.add_typer(docs_app, name="docs")
 app.command("ask")(ask)
 app.add_typer(experiments_app, name="experiment")
