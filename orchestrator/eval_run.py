@@ -18,6 +18,7 @@ with the cascade at its escalation rate; their curves sweep every threshold.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -153,7 +154,8 @@ def run_eval(task: str, data: str, *, n: int, fit_size: int, data_dir: Path, dem
     shown = nearest_demonstrations(vectors, pool_vectors, s.pool, demos)
     blocks = [classification.item_block(t, d) for t, d in zip(texts, shown)]
     version = spec.prompt_version([("", "")] * demos)
-    pool_id = f"pool{len(s.pool)}s{seed}" if demos else "nopool"
+    # Demonstrations come from the pool, so its exact content is part of every cached prompt.
+    pool_id = "pool" + hashlib.sha256("\n".join(e.text for e in s.pool).encode()).hexdigest()[:12] if demos else "nopool"
     outputs = {t.name: run_tier(t, texts, blocks, s.labels, spec.instruction,
                                 cache_dir / cache_name(s.name, t, version, s.labels, pool_id), progress)
                for t in (small, large)}
