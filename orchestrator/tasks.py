@@ -83,7 +83,7 @@ class ContractTaskSpec(QATaskSpec):
     for it; the text is the category's question."""
 
     def runner(self, embed, settings):
-        return partial(contracts.review, max_tokens=settings.max_answer_tokens)
+        return partial(contracts.review, embed=embed, max_tokens=settings.max_answer_tokens)
 
     def item_fields(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         passages, category = payload.get("passages"), payload.get("category")

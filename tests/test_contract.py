@@ -250,7 +250,8 @@ def test_instructions_inside_a_contract_cannot_change_the_decision(make, tmp_pat
     assert summary(attacked) == summary(plain) and attacked.present
     assert INJECTION in call["item"] and INJECTION not in json.dumps(call["messages"])
     assert call["messages"][0]["content"] == contracts.INSTRUCTION
-    assert call["schema"]["anyOf"][0]["properties"]["clause"]["maxLength"] == contracts.MAX_CLAUSE_CHARS
+    quotable = call["schema"]["anyOf"][0]["properties"]["clause"]["enum"]  # the local model can only quote
+    assert 0 < len(quotable) <= contracts.QUOTABLE and all(q in call["item"] for q in quotable)
 
 
 # -- bad input ---------------------------------------------------------------------------------------
