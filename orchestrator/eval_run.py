@@ -180,10 +180,12 @@ def run_eval(task: str, data: str, *, n: int, fit_size: int, data_dir: Path, dem
 
     # Self-verification of the small tier's own answer on the test items (cached per text and answer).
     verify_keys = [f"{s.labels[small_pred_all[i]]}\n{texts[i]}" for i in test_idx]
-    verify_items = [f"{blocks[i]}\nProposed label: {s.labels[small_pred_all[i]]}\n\nIs the proposed label correct?"
-                    for i in test_idx]
+    # The verifier sees the text and the proposed label, not the demonstrations: a short prompt after
+    # a reused prefix, so checking costs a fraction of answering.
+    verify_items = [f"{classification.item_block(texts[i])}\nProposed label: {s.labels[small_pred_all[i]]}\n\n"
+                    "Is the proposed label correct?" for i in test_idx]
     checked = run_tier(verifier, verify_keys, verify_items, VERIFY_LABELS, VERIFY_INSTRUCTION,
-                       cache_dir / cache_name(s.name, verifier, f"{VERIFY_PROMPT_VERSION}+{version}", s.labels, pool_id),
+                       cache_dir / cache_name(s.name, verifier, VERIFY_PROMPT_VERSION, s.labels, "nopool"),
                        progress)
     # An item too long to verify gets P(yes) 0.5 and no cost or time.
     checked = {key: np.nan_to_num(value, nan=0.0) for key, value in checked.items()}
