@@ -3,8 +3,9 @@
 The passages (a few chunks of the contract, retrieved for the category) are numbered and handed to
 the model as data: they go into the prompt as an item never parsed for special tokens, and nothing
 in them feeds the decision or the risk flag. The answer is JSON `{"present": bool, "clause": str |
-null}`: a local model's generation is constrained to it by a llama.cpp grammar, a remote model's by
-its JSON-schema mode; whatever comes back is validated with pydantic, then checked:
+null}`: a local model's generation is constrained to it by a llama.cpp grammar (its clause to one of
+the QUOTABLE passage sentences closest to the category: it chooses, it cannot invent), a remote
+model's by its JSON-schema mode; whatever comes back is validated with pydantic, then checked:
 
 - schema: the output parses and validates (an invalid output is a failed check, never a crash);
 - span: a clause said to be present appears in one of the shown passages (ignoring case and
@@ -118,6 +119,7 @@ class ContractReview(BaseModel):
 
     @property
     def flagged(self) -> list[ContractClauseResult]:
+        """The results a person should read: risk high or flag, or unknown (no answer kept)."""
         return [r for r in self.results if r.risk in ("high", "flag", "unknown")]
 
 
@@ -229,7 +231,8 @@ def locate(clause: str, text: str, start: int = 0, end: int | None = None) -> tu
     words = clause.split()
     if not words:
         return None
-    found = re.compile(r"\s+".join(map(re.escape, words)), re.IGNORECASE).search(text, start, len(text) if end is None else end)
+    pattern = re.compile(r"\s+".join(map(re.escape, words)), re.IGNORECASE)
+    found = pattern.search(text, start, len(text) if end is None else end)
     return (found.start(), found.end()) if found else None
 
 
@@ -239,7 +242,8 @@ def review(backend, payload: dict[str, Any], *, embed: Callable[[list[str]], np.
     category, passages = payload["category"], list(payload["passages"])
     item = item_block(category, passages)
     if hasattr(backend, "generate"):  # a local model: grammar-constrained, logprobs of each token
-        generated = backend.generate(messages(), item, schema=clause_schema(quotable(category, passages, embed)), max_tokens=max_tokens)
+        schema = clause_schema(quotable(category, passages, embed))
+        generated = backend.generate(messages(), item, schema=schema, max_tokens=max_tokens)
         text, tokens_in, tokens_out, cost = generated.text, generated.tokens_in, generated.tokens_out, 0.0
         lengths, logprobs = generated.token_bytes, generated.token_logprobs
         to_offset = lambda i: len(text[:i].encode("utf-8"))
@@ -286,8 +290,10 @@ def clause_result(result: CascadeResult, category: str, shown: list[ShownPassage
         kept = ClauseOutput.model_validate_json(result.answer)
         present, clause = kept.present, kept.clause
         if clause is not None:  # the span check passed: look in the passages first, then anywhere
-            at = next(filter(None, (locate(clause, contract, p.start, p.end) for p in shown)), None) or locate(clause, contract)
+            inside = (locate(clause, contract, p.start, p.end) for p in shown)
+            at = next(filter(None, inside), None) or locate(clause, contract)
     risk, reason = risk_for(category, present)
     checks = result.attempts[-1].checks if result.attempts else []
-    return ContractClauseResult(**dict(result), category=category, present=present, clause=clause, clause_start=at and at[0],
-                                clause_end=at and at[1], risk=risk, risk_reason=reason, passages=shown, checks=checks)
+    return ContractClauseResult(**dict(result), category=category, present=present, clause=clause,
+                                clause_start=at and at[0], clause_end=at and at[1], risk=risk, risk_reason=reason,
+                                passages=shown, checks=checks)
