@@ -7,8 +7,8 @@ on the first llama.cpp tier with one thread. Reported:
 - span precision: of the clauses the span check accepts, the share truly in the contract (same
   words after whitespace and case normalisation) and the share overlapping a CUAD gold span of that
   category (by offsets in the contract; by normalised containment when a gold span cannot be located);
-- presence accuracy of tier 1's valid answers against the `-Answer` column, with the all-absent
-  baseline next to it;
+- presence accuracy of tier 1's valid answers against the `-Answer` column, with the all-absent and
+  all-present baselines next to it, and of the answers tier 1 would keep;
 - retrieval recall: of the pairs CUAD marks present, the share where a shown passage overlaps a gold
   span (the model cannot find a clause it is not shown);
 - kept / escalated / invalid counts, and seconds per (contract, category), retrieval included.
@@ -115,6 +115,8 @@ def _summary(rows: list[dict], seconds: list[float], **params) -> dict:
         "valid_outputs": len(valid),
         "presence_accuracy": _share(valid, "presence_right"),
         "all_absent_baseline": round(sum(not r["gold_present"] for r in valid) / len(valid), 3) if valid else None,
+        "all_present_baseline": _share(valid, "gold_present"),
+        "presence_accuracy_kept": _share([r for r in valid if r["decision"] == "accept"], "presence_right"),
         "retrieval_recall": _share(gold_present, "shown_gold"),
         "kept": decisions["accept"], "escalated": decisions["escalate"],
         "invalid": len(rows) - len(valid), "other_decisions": {d: n for d, n in decisions.items()
