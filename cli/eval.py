@@ -20,7 +20,7 @@ from cli.common import ConfigOpt, JsonOpt, fail, out
 
 __all__ = ["bench_speed", "eval_cmd"]
 
-_COLUMNS = [("quality", "quality"), ("escalation_rate", "escalated"), ("cost_per_item", "cost/item"),
+_COLUMNS = [("quality", "quality"), ("escalation_rate", "escalated"), ("cost_per_item", "$/1k items"),
             ("latency_p50_ms", "p50 ms"), ("latency_p95_ms", "p95 ms"), ("apgr", "APGR"), ("calls_50", "calls@50%"),
             ("calls_80", "calls@80%"), ("aiq", "AIQ"), ("auroc", "AUROC"), ("ece", "ECE"),
             ("silent_failure_rate", "silent fail")]
@@ -30,7 +30,7 @@ def _fmt(key: str, value) -> str:
     if value is None:
         return "-"
     if key == "cost_per_item":
-        return f"{value:.3g}"
+        return f"{value * 1000:.4f}"
     if key.startswith("latency"):
         return f"{value:.0f}"
     return f"{value:.3f}"
@@ -103,10 +103,12 @@ def eval_cmd(
                   title=f"{data} / {task}: {sizes['test']} test items, fit {sizes['fit']}, {result['quality_metric']}")
     for row in result["policies"]:
         table.add_row(row["policy"], *(_fmt(key, row[key]) for key, _ in _COLUMNS))
+    if not out.is_terminal:  # redirected output keeps every column
+        out.width = 200
     out.print(table)
     cal = result["calibration"]
     out.print(f"small {tiers['small']['name']} {tiers['small']['quality']:.3f}, large {tiers['large']['name']} "
-              f"{tiers['large']['quality']:.3f}; calibrator {cal['method']}, target accuracy {cal['target_accuracy']} "
+              f"{tiers['large']['quality']:.3f} (debiased: {tiers['large']['calibrator']}); calibrator {cal['method']}, target accuracy {cal['target_accuracy']} "
               f"-> {cal['escalated']} escalated; large tier priced by {tiers['large']['price']['source']}; "
               f"model calls {result['model_calls']}; {result['seconds']:.0f} s", highlight=False)
     for path in result.get("plots", []):

@@ -176,7 +176,14 @@ def run_eval(task: str, data: str, *, n: int, fit_size: int, data_dir: Path, dem
     small_pred_all[ok] = small_pred
     conf_all = np.full(len(items), np.nan)
     conf_all[ok] = conf
-    large_pred_all = np.argmax(np.nan_to_num(outputs[large.name]["logprobs"], nan=-np.inf), axis=1)
+    # The large tier is debiased the same way (its own calibrator, chosen and fitted on the fit split):
+    # these base models' raw argmax leans to one label, which would make escalation look useless.
+    z_large = outputs[large.name]["logprobs"]
+    large_method, _ = choose_method(z_large[fit_idx], gold[fit_idx], s.labels, seed=seed)
+    large_artifact = fit_artifact(task, z_large[fit_idx], gold[fit_idx], s.labels, large.model_hash, version,
+                                  method=large_method, max_escalation_share=1.0)
+    large_pred_all = np.full(len(items), -1)
+    large_pred_all[ok] = calibrated_predictions(large_artifact, z_large[ok])[0]
 
     # Self-verification of the small tier's own answer on the test items (cached per text and answer).
     verify_keys = [f"{s.labels[small_pred_all[i]]}\n{texts[i]}" for i in test_idx]
@@ -230,7 +237,8 @@ def run_eval(task: str, data: str, *, n: int, fit_size: int, data_dir: Path, dem
         "tiers": {"small": {"name": small.name, "model_hash": small.model_hash, "price": vars(price_small),
                             "quality": quality(t.small_pred, t.gold)},
                   "large": {"name": large.name, "model_hash": large.model_hash, "price": vars(price_large),
-                            "quality": quality(t.large_pred, t.gold), "how": "in-process llama.cpp, scored"}},
+                            "quality": quality(t.large_pred, t.gold), "calibrator": large_method,
+                            "how": "in-process llama.cpp, scored"}},
         "calibration": {"method": method, "cv_brier": cv_brier, "target_accuracy": target_accuracy, "delta": delta,
                         "threshold": None if math.isinf(threshold.value) else threshold.value,
                         "escalated": m},
