@@ -81,3 +81,19 @@ def test_cli_reviews_a_cuad_contract_as_json(config, data_dir, cuad_contracts, m
         assert normalise(clause["clause"]) in normalise(path.read_text(encoding="utf-8"))
     table = CliRunner().invoke(app, ["contract", str(path), "--category", "Governing Law", "-c", str(config)])
     assert table.exit_code == 0 and "Governing Law" in table.output and "audit runs:" in table.output
+
+
+def test_escalation_to_the_real_gemma_server_runs_the_same_checks(tmp_path, data_dir, cuad_contracts, gemma_server):
+    """Tier 1 can never be sure enough (threshold 1.0), so the category goes on to Gemma behind the
+    local OpenAI-compatible server (litellm, JSON-schema mode) with the same passages and checks."""
+    config = tmp_path / "escalate.yaml"
+    config.write_text(yaml.safe_dump({"tiers": [{**SMOL, "n_threads": 1}, {**gemma_server["tier"], "max_tokens": 128}],
+                                      "tasks": {"contract": {"threshold": 1.0}}}))
+    text = cuad_contracts[0].text()
+    with Cascade.from_config(config, data_dir=str(data_dir)) as cascade:
+        [result] = cascade.contract(text, categories=["Governing Law"]).results
+        run = cascade.audit.get_run(result.run_id)
+    first, second = result.attempts
+    assert first.decision == "escalate" and second.tier_name == "gemma3-270m"
+    assert second.checks and second.checks[0].name == "schema"
+    assert_honest(result, text, run)
