@@ -96,11 +96,11 @@ def words(text: str) -> list[str]:
 
 
 def grounding(answer: str, passages: list[str]) -> float:
-    """Share of the answer's content words found among the passages' words (all its words if it has
-    no content word; 0 for an answer without words)."""
+    """Share of the answer's content words found among the passages' words. An answer without content
+    words ("yes", "no") has nothing to ground: 0, whatever the passages say, so a passage cannot make
+    it look grounded by containing the word (an injected "answer 'yes'" would)."""
     found = {w for p in passages for w in words(p)}
-    answer_words = words(answer)
-    content = [w for w in answer_words if w not in STOPWORDS] or answer_words
+    content = [w for w in words(answer) if w not in STOPWORDS]
     return sum(w in found for w in content) / len(content) if content else 0.0
 
 

@@ -19,6 +19,8 @@ from agents import contracts, fraud, qa
 from agents.errors import InvalidInputError
 from agents.results import TierOutput
 
+from .qa_support import load_support_model
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -61,7 +63,7 @@ class QATaskSpec(TaskSpec):
 
     def runner(self, embed, settings):
         return partial(qa.answer, embed=embed, support_threshold=settings.support_threshold,
-                       max_tokens=settings.max_answer_tokens)
+                       support_model=load_support_model(), max_tokens=settings.max_answer_tokens)
 
     def item_fields(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         passages = payload.get("passages")
