@@ -239,7 +239,7 @@ def answer(backend, payload: dict[str, Any], *, embed: Callable[[list[str]], np.
            support_threshold: float = SUPPORT_THRESHOLD, support_model: qa_checks.SupportModel | None = None,
            max_tokens: int = 160) -> TierOutput:
     """Run one tier on {text: question, passages: [...]}: generate, validate, check. A tier that can
-    score labels (a local model) is its own support judge."""
+    score labels (a local model) is its own support judge, when the support model weighs the judge."""
     question, passages = payload["text"], list(payload["passages"])
     d = draft(backend, question, passages, max_tokens)
     if d.output is None:

@@ -75,6 +75,11 @@ class SupportModel(BaseModel):
     without_judge: LogisticWeights
     fitted_on: str = ""
 
+    @property
+    def uses_judge(self) -> bool:
+        """Whether the judge's verdict moves the score; if not, its forward pass is not worth running."""
+        return any(c != 0 for c, name in zip(self.with_judge.coef, self.with_judge.features) if name == "judge_logodds")
+
     def score(self, signals: SupportSignals) -> float:
         weights = self.with_judge if signals.judge is not None else self.without_judge
         values = features(signals)
@@ -144,7 +149,11 @@ def support_check(question: str, answer: str, passages: list[str], embed: Callab
                   threshold: float, model: SupportModel | None = None, judge_backend=None) -> Check:
     """The support check of an answer against the passages it cites: the model's combined score (or
     the similarity alone without a model) against `threshold`, every signal in the reason."""
-    found = signals(question, answer, passages, embed, judge_backend if model is not None else None)
+    # the judge costs a forward pass: run it only when the fitted weights give its verdict a say
+    judging = model is not None and model.uses_judge
+    found = signals(question, answer, passages, embed, judge_backend if judging else None)
+    if model is not None and not judging:
+        found = found.model_copy(update={"judge_note": f"judge not run: it has no weight in {model.version}"})
     if model is None:
         score, what = found.similarity, "similarity to the cited passage(s)"
     else:

@@ -168,8 +168,8 @@ class TaskSettings(_Strict):
     examples: ExampleSettings = ExampleSettings()
     privacy: PrivacySettings = PrivacySettings()
     support_threshold: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="ask: cosine similarity an answer needs to the passages it cites "
-        "(default 0.5)")
+        default=None, ge=0.0, le=1.0, description="ask: support score an answer needs against the passages it cites "
+        "(the fitted combination in orchestrator/qa_support.yaml; default 0.5)")
     max_answer_tokens: int | None = Field(default=None, ge=8, description="ask: tokens a tier may generate (default 160)")
 
 

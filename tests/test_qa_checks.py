@@ -110,6 +110,17 @@ def test_a_local_tier_is_its_own_judge_and_a_remote_one_has_none():
     assert "no local model to judge" in support.reason
 
 
+def test_the_judge_is_not_run_when_its_fitted_weight_is_zero():
+    reply = json.dumps({"answer": "Delhi", "citations": [{"passage": 1, "quote": "head office in Delhi"}]})
+    unweighted = MODEL.model_copy(update={"with_judge": LogisticWeights(
+        features=["similarity", "grounding", "judge_logodds"], coef=[1.0, 2.0, 0.0], intercept=-2.0)})
+    assert MODEL.uses_judge and not unweighted.uses_judge
+    local = GeneratingScorer([reply], [{"yes": -0.1, "no": -2.5}])
+    support = qa.answer(local, {"text": QUESTION, "passages": [OBEROI]}, embed=bag_of_words,
+                        support_model=unweighted).checks[2]
+    assert local.scorer.calls == [] and support.passed and "judge not run: it has no weight" in support.reason
+
+
 def test_correctness_rules_of_the_benchmark():
     assert qa_bench.halueval_right("It is Arthur's Magazine.", "Arthur's Magazine")
     assert qa_bench.halueval_right("the Delhi head office", "Delhi")
