@@ -37,17 +37,17 @@ def _policy_figure(result: dict[str, Any], policies: Sequence[Sequence[PolicyRes
             cost = np.mean([r.curve[2] for r in runs], axis=0)
             apgr = "-" if row["apgr"] is None else f"{row['apgr']:.3f}"
             by_calls.plot(calls, quality, color=colour, linestyle=style, label=f"{name} (APGR {apgr})")
-            by_cost.plot(cost, quality, color=colour, linestyle=style, label=f"{name} (AIQ {row['aiq']:.3f})")
+            by_cost.plot(cost * 1000, quality, color=colour, linestyle=style, label=f"{name} (AIQ {row['aiq']:.3f})")
         # Each policy's operating point (the random one averaged over its seeds).
         marker = {"always-small": "s", "always-large": "D"}.get(name, "o")
         by_calls.scatter([row["escalation_rate"]], [row["quality"]], color=colour, marker=marker, zorder=3,
                          label=name if runs[0].curve is None else None)
-        by_cost.scatter([row["cost_per_item"]], [row["quality"]], color=colour, marker=marker, zorder=3,
+        by_cost.scatter([row["cost_per_item"] * 1000], [row["quality"]], color=colour, marker=marker, zorder=3,
                         label=name if runs[0].curve is None else None)
     title = (f"{result['data']} / {result['task']}: {result['sizes']['test']} test items, "
              f"{result['tiers']['small']['name']} -> {result['tiers']['large']['name']}")
     by_calls.set(xlabel="share of items sent to the large tier", ylabel=quality_name, xlim=(0, 1), title=title)
-    by_cost.set(xlabel=f"mean cost per item ({result['tiers']['large']['price']['source']} for the large tier)",
+    by_cost.set(xlabel=f"$ per 1,000 items (large tier: {result['tiers']['large']['price']['source']})",
                 ylabel=quality_name, title="cost-quality (o: operating point at the cascade's rate)")
     for ax in (by_calls, by_cost):
         ax.grid(alpha=0.3)
