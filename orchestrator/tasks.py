@@ -66,11 +66,16 @@ class QATaskSpec(TaskSpec):
                        support_model=load_support_model(), max_tokens=settings.max_answer_tokens)
 
     def item_fields(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        passages, sources = self.passages(payload)
+        return {"passages": passages}, {"passages": sources}
+
+    def passages(self, payload: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+        """The payload's passage texts (checked), and what the audit keeps of them: where each came
+        from (file or contract, offsets, content hash), not its text."""
         passages = payload.get("passages")
         if not isinstance(passages, list) or not passages or not all(isinstance(p, str) and p.strip() for p in passages):
-            raise InvalidInputError("the ask task needs a non-empty list of passage texts")
-        # the audit keeps where each passage came from (file, chunk, offsets, content hash), not its text
-        return {"passages": passages}, {"passages": payload.get("sources") or [{"chars": len(p)} for p in passages]}
+            raise InvalidInputError(f"the {self.name} task needs a non-empty list of passage texts")
+        return passages, payload.get("sources") or [{"chars": len(p)} for p in passages]
 
     def prompt_version(self, demonstrations=()) -> str:
         return self.prompt_base
@@ -88,13 +93,10 @@ class ContractTaskSpec(QATaskSpec):
         return partial(contracts.review, embed=embed, max_tokens=settings.max_answer_tokens)
 
     def item_fields(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        passages, category = payload.get("passages"), payload.get("category")
-        if not isinstance(passages, list) or not passages or not all(isinstance(p, str) and p.strip() for p in passages):
-            raise InvalidInputError("the contract task needs a non-empty list of passage texts")
+        passages, sources = self.passages(payload)
+        category = payload.get("category")
         if category not in contracts.CATEGORIES:
             raise InvalidInputError(f"the contract task needs a known clause category; got {category!r}")
-        # the audit keeps the contract's hash and where each passage sits in it, not their text
-        sources = payload.get("sources") or [{"chars": len(p)} for p in passages]
         return ({"passages": passages, "category": category},
                 {"category": category, "contract": payload.get("contract"), "passages": sources})
 
