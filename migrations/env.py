@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from migrations import sqlite_engine
 from orchestrator import job_models  # noqa: F401  (registers the jobs tables on the same Base)
 from orchestrator.audit_models import Base
 
@@ -17,7 +18,8 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(context.config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    url = context.config.get_main_option("sqlalchemy.url")
+    engine = (sqlite_engine if url.startswith("sqlite") else create_engine)(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():

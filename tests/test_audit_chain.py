@@ -232,6 +232,29 @@ def test_concurrent_writers_leave_a_chain_that_verifies(database_url):
         store.close()
 
 
+def test_sqlite_write_waits_out_a_writer_that_holds_the_lock_past_pysqlites_default(data_dir):
+    # Another process holds SQLite's write lock for 6 s (longer than pysqlite's default 5 s busy
+    # wait, which failed writes under a loaded disk): the store's write waits and lands.
+    import sqlite3
+
+    url = f"sqlite:///{data_dir / 'audit.db'}"
+    store = AuditStore(url)
+    holder = sqlite3.connect(data_dir / "audit.db", isolation_level=None, check_same_thread=False)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(6.0, holder.execute, args=("COMMIT",))
+        release.start()
+        started = time.monotonic()
+        run_id = make_run(store, 1)
+        assert time.monotonic() - started >= 5.5  # it did wait for the lock
+        release.join()
+        assert store.get_run(run_id)["status"] == "accepted"
+        assert store.verify()["ok"]
+    finally:
+        holder.close()
+        store.close()
+
+
 def test_upgrade_imports_runs_written_before_the_ledger(database_url):
     migrations.upgrade(database_url, "0003")
     engine = create_engine(database_url)
