@@ -98,6 +98,11 @@ def stream(data: Annotated[str, typer.Option("--data", help="only sms for now")]
            budget_min: Annotated[Optional[float], typer.Option("--budget-min", help="stop after this many minutes (partial result, stated)")] = None,
            models_dir: Annotated[Optional[Path], typer.Option("--models-dir", help="data dir holding (or to hold) the assembled Gemma file")] = None,
            plot: Annotated[Optional[Path], typer.Option("--plot", help="write the per-window PNG here")] = None,
+           calibrate: Annotated[Optional[str], typer.Option("--calibrate", help="FIT,TEST,POOL: first fit tier 1's "
+                                "calibration artifact on FIT messages outside the seed and the stream (demonstrations "
+                                "from POOL others, checked on TEST more); it replaces --threshold")] = None,
+           target_accuracy: Annotated[float, typer.Option("--target-accuracy", help="with --calibrate: the "
+                                      "accuracy the kept answers are guaranteed")] = 0.95,
            seed: SeedOpt = 0, threads: ThreadsOpt = None, data_root: DataRootOpt = None,
            out_file: OutOpt = None, as_json: JsonOpt = False) -> None:
     """Items in order through the cascade with learning on; per window: escalation rate and kept-answer accuracy."""
@@ -107,28 +112,40 @@ def stream(data: Annotated[str, typer.Option("--data", help="only sms for now")]
     if data != "sms":
         _fail(UserError(f"the stream experiment runs on --data sms only, not {data!r}"))
     try:
+        sizes = _calibration_sizes(calibrate) if calibrate else None
         models = models_dir or load_settings().data_dir
         result = run_stream(n=n, window=window, resolver=resolver, threshold=threshold, k=k, n_seed=n_seed,
                             learn_min_confidence=learn_min_confidence, seed=seed, threads=threads, root=data_root,
-                            models_dir=models, budget_min=budget_min, progress=_progress())
+                            models_dir=models, budget_min=budget_min, calibration=sizes,
+                            target_accuracy=target_accuracy, progress=_progress())
     except CascadeError as exc:
         _fail(exc)
     _save(result, out_file)
+    rule = (f"calibrated to {target_accuracy:g} ({result['calibration']['artifact']})" if result["calibration"]
+            else f"threshold {threshold}")
     if plot is not None:
         plot_stream({resolver: result["windows"]}, plot,
-                    title=f"SMS stream, resolver={resolver}, threshold {threshold}, k={k} ({result['n_done']} items)")
+                    title=f"SMS stream, resolver={resolver}, {rule}, k={k} ({result['n_done']} items)")
     if as_json:
         out.print_json(json.dumps({k_: v for k_, v in result.items() if k_ != "records"}))
         return
     note = " [stopped by --budget-min]" if result["stopped_by_budget"] else ""
     table = Table("window", "items", "escalation rate", "kept acc. (tier 1)", "escalated acc.", "overall acc.",
-                  "learned", "store size", "ms/item", title=f"SMS stream, resolver={resolver}: "
+                  "learned", "store size", "ms/item", title=f"SMS stream, resolver={resolver}, {rule}: "
                   f"{result['n_done']} of {n} items in {result['minutes']:.1f} min{note}")
     for w in result["windows"]:
         table.add_row(str(w["window"]) + ("*" if w["partial"] else ""), w["items"], _fmt(w["escalation_rate"]),
                       _fmt(w["kept_accuracy"]), _fmt(w["escalated_accuracy"]), _fmt(w["overall_accuracy"]),
                       str(w["learned"]), str(w["store_size"]), f"{w['ms_median']:.0f}")
     out.print(table)
+
+
+def _calibration_sizes(value: str) -> tuple[int, int, int]:
+    parts = value.split(",")
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise UserError(f"--calibrate takes three positive counts FIT,TEST,POOL (e.g. 300,200,1000), got {value!r}")
+    fit, test, pool = (int(p) for p in parts)
+    return fit, test, pool
 
 
 if __name__ == "__main__":  # `python -m cli.experiments ...` before the sub-app is registered

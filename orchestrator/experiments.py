@@ -190,10 +190,10 @@ def _share(examples: Sequence[Example], label: str) -> float:
 # -- experiment 2: the stream -------------------------------------------------------------------
 
 def stream_items(n: int, n_seed: int, seed: int = 0, root: str | Path | None = None
-                 ) -> tuple[list[Example], list[Example], list[str]]:
-    """(seed examples, stream, labels) from the SMS collection, deduplicated. The seed holds
-    n_seed examples split evenly over the labels; the stream is the next n other messages in the
-    file's own order."""
+                 ) -> tuple[list[Example], list[Example], list[str], list[Example]]:
+    """(seed examples, stream, labels, the rest) from the SMS collection, deduplicated. The seed
+    holds n_seed examples split evenly over the labels; the stream is the next n other messages in
+    the file's own order; the rest (neither) is where a calibration of tier 1 may be fitted."""
     dataset = load_sms_spam(root)
     unique = list({e.text: e for e in dataset.examples}.values())
     rng = np.random.default_rng(seed)
@@ -203,10 +203,38 @@ def stream_items(n: int, n_seed: int, seed: int = 0, root: str | Path | None = N
         want = n_seed // len(dataset.labels) + (1 if j < n_seed % len(dataset.labels) else 0)
         seeds += [members[i] for i in rng.choice(len(members), size=want, replace=False)]
     taken = {e.text for e in seeds}
-    stream = [e for e in unique if e.text not in taken][:n]
+    others = [e for e in unique if e.text not in taken]
+    stream, rest = others[:n], others[n:]
     if len(stream) < n:
         raise InvalidInputError(f"only {len(stream)} SMS messages are left for the stream; ask for fewer than {n}")
-    return seeds, stream, dataset.labels
+    return seeds, stream, dataset.labels, rest
+
+
+def _calibrate_tier1(config: Path, data_dir: Path, rest: Sequence[Example], labels: list[str], k: int,
+                     sizes: tuple[int, int, int], target_accuracy: float, seed: int) -> dict[str, Any]:
+    """Fit tier 1's calibration artifact (`cascade calibrate` with k retrieved demonstrations) on
+    messages that are neither seeds nor in the stream, saved in the stream's data dir, where every
+    run of the stream then uses it. Returns the artifact id and its test-split figures."""
+    import json
+
+    from .calibration_run import run_calibration
+    from .config import load_settings
+
+    fit_size, test_size, pool_size = sizes
+    if fit_size + test_size + pool_size > len(rest):
+        raise InvalidInputError(f"calibrating tier 1 needs {fit_size + test_size + pool_size} messages outside the "
+                                f"seed and the stream; only {len(rest)} are left: lower the calibration sizes or --n")
+    rows = data_dir.parent / "calibration-data.jsonl"
+    rows.write_text("".join(json.dumps({"text": e.text, "label": e.label}) + "\n" for e in rest))
+    settings = load_settings(config, data_dir=str(data_dir))
+    result = run_calibration(settings, "classify", str(rows), fit_size=fit_size, test_size=test_size, seed=seed,
+                             target_accuracy=target_accuracy, labels=labels, demos=k, demo_pool=pool_size,
+                             report_dir=data_dir.parent / "calibration-report", progress=False)
+    report = result["report"]
+    return {"artifact": result["artifact"].id, "method": result["artifact"].method, "fit_size": fit_size,
+            "test_size": test_size, "pool_size": pool_size, "target_accuracy": target_accuracy,
+            "test": {key: getattr(report, key) for key in ("ece_raw", "ece", "auroc_raw", "auroc", "coverage",
+                                                            "kept_accuracy", "guarantee_held")}}
 
 
 def _stream_config(path: Path, threshold: float, k: int, learn_min_confidence: float, threads: int | None) -> Path:
@@ -225,6 +253,7 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
                n_seed: int = 20, learn_min_confidence: float = 0.9, seed: int = 0, threads: int | None = None,
                root: str | Path | None = None, models_dir: Path | None = None, budget_min: float | None = None,
                backends: dict[str, Any] | None = None, embedder: Embedder | None = None,
+               calibration: tuple[int, int, int] | None = None, target_accuracy: float = 0.95,
                progress: Progress | None = None) -> dict[str, Any]:
     """Run SMS items in order through a two-tier Cascade (SmolLM2, then Gemma-3-270M, both
     in-process) with learning on, in a temporary data dir seeded with n_seed labelled examples.
@@ -234,13 +263,19 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
     resolver="reviewer": an item tier 1 would escalate pauses (stop_after_tier=0; tier 2 is never
     loaded) and an ORACLE reviewer resolves it with the GOLD label via add_reviewed_example.
 
-    `budget_min` stops the stream after the item that exceeds it (the result says so).
+    calibration=(fit, test, pool): before the stream, tier 1 gets a calibration artifact fitted
+    (target accuracy `target_accuracy`) on `fit` messages outside the seed and the stream, with
+    demonstrations retrieved from `pool` others, and checked on `test` more; the stream's tier 1
+    then keeps an answer when the artifact's threshold says so instead of the fixed `threshold`.
+    The artifact is fitted once: as the store grows, its calibration may drift, which the per-window
+    kept accuracy shows. `budget_min` stops the stream after the item that exceeds it (the result
+    says so).
     """
     from .cascade import Cascade
 
     if resolver not in ("tier", "reviewer"):
         raise InvalidInputError(f"resolver must be 'tier' or 'reviewer', got {resolver!r}")
-    seeds, stream, labels = stream_items(n, n_seed, seed, root)
+    seeds, stream, labels, rest = stream_items(n, n_seed, seed, root)
     records: list[dict[str, Any]] = []
     started_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cascade-stream-") as tmp:
@@ -253,6 +288,8 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
             link = tmp_path / "data" / "models" / gemma.name
             if not link.exists():
                 link.symlink_to(gemma.resolve())
+        calibrated = calibration and _calibrate_tier1(config, tmp_path / "data", rest, labels, k, calibration,
+                                                      target_accuracy, seed)
         with Cascade.from_config(config, data_dir=str(tmp_path / "data"), backends=backends) as cascade:
             if embedder is not None:
                 cascade._examples = ExampleStore(path=tmp_path / "data" / "qdrant", embedder=embedder)
@@ -268,7 +305,8 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
                 if budget_min is not None and time.perf_counter() - started_all > budget_min * 60:
                     break
     return {"data": "sms", "resolver": resolver, "n_requested": n, "n_done": len(records), "window": window,
-            "threshold": threshold, "k": k, "n_seed": len(seeds), "learn_min_confidence": learn_min_confidence,
+            "threshold": None if calibrated else threshold, "calibration": calibrated or None,
+            "k": k, "n_seed": len(seeds), "learn_min_confidence": learn_min_confidence,
             "stopped_by_budget": len(records) < len(stream), "minutes": (time.perf_counter() - started_all) / 60,
             "windows": stream_windows(records, window), "records": records}
 
@@ -295,7 +333,8 @@ def _stream_item(cascade, e: Example, labels: list[str], resolver: str, index: i
         final = e.label  # the oracle's answer is the gold label by construction
     elif escalated:
         learned = "learned_example" in (cascade.audit.get_run(result.run_id)["params"] or {})
-    record.update(tier1_answer=first.answer, tier1_confidence=first.confidence, escalated=escalated, final=final,
+    record.update(tier1_answer=first.answer, tier1_confidence=first.confidence, calibration=first.calibration,
+                  escalated=escalated, final=final,
                   final_tier=result.tier_name, learned=learned, ms=(time.perf_counter() - started) * 1000)
     return record
 

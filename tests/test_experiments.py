@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from agents.backends import FakeScoringBackend
+from agents.errors import InvalidInputError
 from agents.retrieval import Embedder
 from orchestrator.datasets import ENV_VAR, Example, data_root
 from orchestrator.experiments import (
@@ -68,9 +69,11 @@ def test_fit_and_test_splits_are_disjoint(data):
 
 @needs_shared
 def test_stream_seed_is_balanced_and_apart_from_the_stream():
-    seeds, stream, labels = stream_items(300, 20)
+    seeds, stream, labels, rest = stream_items(300, 20)
     assert labels == SMS and sorted(e.label for e in seeds).count("spam") == 10 and len(stream) == 300
     assert not {e.text for e in seeds} & {e.text for e in stream}
+    # the rest (where tier 1 may be calibrated) is everything else, apart from both
+    assert not {e.text for e in rest} & {e.text for e in seeds + stream} and len(rest) > 4000
 
 
 def test_stream_windows_count_kept_escalated_and_partial():
@@ -116,6 +119,25 @@ def test_stream_with_the_oracle_reviewer_never_calls_tier_two(embedder):
     assert not t1.calls and [r["escalated"] for r in records] == [True, False, True]
     assert all(r["final"] == r["gold"] for r in records if r["escalated"])  # the oracle answers with gold
     assert records[-1]["store_size"] == 2 + sum(r["learned"] for r in records) and records[0]["learned"]
+
+
+@needs_shared
+def test_calibrated_stream_fits_tier1_outside_the_stream_and_runs_on_that_artifact(embedder):
+    # Real SmolLM2: the artifact is fitted on 30 messages outside the seed and the stream (their
+    # demonstrations from 30 others), checked on 10 more, and every stream item's tier-1 attempt
+    # names it; the fixed threshold is not used.
+    result = run_stream(n=3, window=3, resolver="reviewer", n_seed=4, k=2, threads=1, embedder=embedder,
+                        calibration=(30, 10, 30), target_accuracy=0.8)
+    calibration = result["calibration"]
+    assert result["threshold"] is None and calibration["fit_size"] == 30 and calibration["test_size"] == 10
+    assert 0.0 <= calibration["test"]["ece"] <= 1.0 and calibration["target_accuracy"] == 0.8
+    assert all(r["calibration"].startswith(calibration["artifact"] + " (") for r in result["records"])
+
+
+@needs_shared
+def test_stream_calibration_needs_enough_messages_outside_the_stream():
+    with pytest.raises(InvalidInputError, match="only .* are left"):
+        run_stream(n=5000, resolver="reviewer", calibration=(300, 200, 1000))
 
 
 def test_plot_stream_writes_a_png(tmp_path):
