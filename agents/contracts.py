@@ -19,18 +19,17 @@ table (agents.contract_categories) applied to the kept answer.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.contract_categories import CATEGORIES, Risk, risk_for
 from agents.errors import InvalidInputError, InvalidOutputError
-from agents.qa import answer_confidence, json_chat, normalise, numbered
+from agents.qa import answer_confidence, json_chat, normalise, numbered, parse_json
 from agents.results import CascadeResult, Check, TierOutput
 
 PROMPT_VERSION = "contract-v1"
@@ -200,13 +199,7 @@ def clause_schema(quotable: list[str], grammar: bool = True) -> dict[str, Any]:
 
 
 def parse(text: str) -> tuple[ClauseOutput | None, Check]:
-    """The validated answer and the schema check; an invalid output is a failed check."""
-    try:
-        output = ClauseOutput.model_validate(json.loads(text))
-    except (ValueError, ValidationError) as exc:
-        first = str(exc).splitlines()[0][:160]
-        return None, Check(name="schema", passed=False, score=0.0, reason=f"output is not a valid clause answer: {first}")
-    return output, Check(name="schema", passed=True, score=1.0, reason="valid JSON clause answer")
+    return parse_json(ClauseOutput, text, "clause answer")
 
 
 def span_check(output: ClauseOutput, passages: list[str]) -> Check:

@@ -25,7 +25,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -34,6 +34,8 @@ from agents import qa_checks
 from agents.documents import Passage
 from agents.errors import InvalidOutputError
 from agents.results import CascadeResult, Check, TierOutput
+
+Output = TypeVar("Output", bound=BaseModel)
 
 PROMPT_VERSION = "ask-v2"
 SUPPORT_THRESHOLD = 0.5  # default support score (P(supported) of the fitted model) an answer needs
@@ -161,14 +163,19 @@ def messages(item: str = "{item}") -> list[dict[str, str]]:
     return json_chat(INSTRUCTION, DEMONSTRATIONS, item)
 
 
-def parse(text: str) -> tuple[QAOutput | None, Check]:
-    """The validated answer and the schema check; an invalid output is a failed check."""
+def parse_json(schema: type[Output], text: str, noun: str) -> tuple[Output | None, Check]:
+    """A JSON-answer task's output validated against its schema, and the schema check: an invalid
+    output is a failed check, never an exception."""
     try:
-        output = QAOutput.model_validate(json.loads(text))
+        output = schema.model_validate(json.loads(text))
     except (ValueError, ValidationError) as exc:
         first = str(exc).splitlines()[0][:160]
-        return None, Check(name="schema", passed=False, score=0.0, reason=f"output is not a valid answer: {first}")
-    return output, Check(name="schema", passed=True, score=1.0, reason="valid JSON answer")
+        return None, Check(name="schema", passed=False, score=0.0, reason=f"output is not a valid {noun}: {first}")
+    return output, Check(name="schema", passed=True, score=1.0, reason=f"valid JSON {noun}")
+
+
+def parse(text: str) -> tuple[QAOutput | None, Check]:
+    return parse_json(QAOutput, text, "answer")
 
 
 def normalise(text: str) -> str:
