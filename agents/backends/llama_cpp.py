@@ -78,6 +78,13 @@ class LlamaCppBackend:
         self._n_vocab = self.llm.n_vocab()
         self._batch = LlamaBatch(n_tokens=options.n_batch, embd=0, n_seq_max=1, verbose=False)
         self._template = self._chat_template()
+        # How a scored answer is written and ended: after the chat template's assistant header up to
+        # end-of-turn (the model's EOS), or in a plain transcript after "Answer:" and a space, up to the
+        # blank line that ends every worked answer (a base model writes no EOS there: scoring one cost
+        # about 20 nats for every label and blurred their ranking).
+        self._answer_lead = "" if self._template is not None else " "
+        self._answer_end = ([self.llm.token_eos()] if self._template is not None
+                            else self._tokenize("\n\n", special=False))
         self._cached_prefix: list[int] = []  # tokens whose KV entries sit at positions [0, len)
         # True while the KV cache is what llama-cpp-python's own generate() last left (its token
         # record matches): the next generate() then re-evaluates only past the shared prefix
@@ -86,7 +93,7 @@ class LlamaCppBackend:
     # -- the one public method ------------------------------------------------------------------
 
     def score(self, messages: list[dict[str, str]], item: str, continuations: list[str]) -> Scored:
-        """Log P(continuation, end-of-turn | prompt) for each continuation, the item spliced into
+        """Log P(continuation, end of answer | prompt) for each continuation, the item spliced into
         `messages` where the placeholder `{item}` stands."""
         self._generation_cache = False
         prefix, suffix = self._render(messages)
@@ -94,8 +101,8 @@ class LlamaCppBackend:
         # The item is data: its text is never parsed for special tokens, so it cannot end a turn.
         item_tokens = self._tokenize(item, special=False) + self._tokenize(suffix, special=True)
         n_prompt = len(prefix_tokens) + len(item_tokens)
-        longest = max(len(self._tokenize(c, special=False)) for c in continuations) + 1
-        if n_prompt + longest > self.options.n_ctx:
+        sequences = [self._tokenize(self._answer_lead + text, special=False) + self._answer_end for text in continuations]
+        if n_prompt + max(map(len, sequences)) > self.options.n_ctx:
             raise InvalidInputError(f"the prompt is {n_prompt} tokens; with the answer it exceeds this model's "
                                     f"context of {self.options.n_ctx} tokens: shorten the text or raise n_ctx")
         reused = prefix_tokens == self._cached_prefix
@@ -104,8 +111,6 @@ class LlamaCppBackend:
             self._cached_prefix = prefix_tokens
         first = self._decode(item_tokens, start=len(prefix_tokens), outputs=False, keep_from=len(prefix_tokens))
         first_logprobs = _log_softmax(first[-1])
-        end = self.llm.token_eos()
-        sequences = [self._tokenize(text, special=False) + [end] for text in continuations]
         scores = [float(first_logprobs[tokens[0]]) for tokens in sequences]
         # Every continuation's remaining tokens go in one batch, each on its own sequence that
         # shares the prompt's cache entries, so a 77-label set costs one or two decodes, not 77.
@@ -259,10 +264,25 @@ class LlamaCppBackend:
         filled = [{**m, "content": m["content"].replace("{item}", _SPLIT)} for m in messages]
         if self._template is not None:
             text = self._template(messages=filled).prompt
-        else:  # a base model without a template: plain text, answer on the next line
-            text = "\n\n".join(m["content"] for m in filled) + "\nAnswer: "
+        else:
+            text = _plain_transcript(filled)
         prefix, _, suffix = text.partition(_SPLIT)
         return prefix, suffix
+
+
+def _plain_transcript(messages: list[dict[str, str]]) -> str:
+    """What a base model without a chat template reads: the instruction, then every turn as its text
+    and an `Answer:` line, worked answers filled in, the item's left open. A scored answer follows
+    after a space and ends with the blank line that separates the turns (`_answer_lead`, `_answer_end`)."""
+    parts: list[str] = []
+    for m in messages:
+        if m["role"] == "assistant" and parts:
+            parts[-1] += f" {m['content']}"
+        elif m["role"] == "user":
+            parts.append(f"{m['content']}\nAnswer:")
+        else:
+            parts.append(m["content"])
+    return "\n\n".join(parts)
 
 
 def _groups(items: list[int], size: int) -> list[list[int]]:
