@@ -81,9 +81,9 @@ def price_of(spec: str | float) -> Price:
     try:
         value = float(spec)
     except ValueError:
-        from .job_budget import _litellm_per_1k
+        from .job_budget import litellm_per_1k
 
-        mapped = _litellm_per_1k(str(spec))
+        mapped = litellm_per_1k(str(spec))
         if mapped is None:
             raise InvalidInputError(f"{spec!r} is neither a price per 1k tokens nor a model in litellm's price map")
         return Price(*mapped, f"litellm's price map for {spec}")

@@ -66,7 +66,7 @@ def price_of(tier: LlamaCppTier | LitellmTier | EncoderTier) -> EscalationPrice:
     p = tier.prices
     if p.input_per_1k is not None and p.output_per_1k is not None:
         return EscalationPrice(tier.name, p.input_per_1k, p.output_per_1k, tier.max_tokens, "configured prices")
-    mapped = _litellm_per_1k(tier.model)
+    mapped = litellm_per_1k(tier.model)
     if mapped is not None:
         return EscalationPrice(tier.name, *mapped, tier.max_tokens, f"litellm's price map for {tier.model}")
     if tier.locality == "local":
@@ -75,7 +75,7 @@ def price_of(tier: LlamaCppTier | LitellmTier | EncoderTier) -> EscalationPrice:
                            f"no price for {tier.model}: not in litellm's price map and no prices configured")
 
 
-def _litellm_per_1k(model: str) -> tuple[float, float] | None:
+def litellm_per_1k(model: str) -> tuple[float, float] | None:
     """litellm's (input, output) price per 1,000 tokens for `model`, or None if it has none."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network: the bundled map
     import litellm
