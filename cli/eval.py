@@ -42,8 +42,8 @@ def _progress(stage: str, done: int, total: int) -> None:
 
 
 def eval_cmd(
-    task: Annotated[str, typer.Option("--task", "-t", help="classify or fraud")],
-    data: Annotated[str, typer.Option("--data", help="sms, smishing, banking77 (classify only), or a JSONL file")],
+    task: Annotated[str, typer.Option("--task", "-t", help="classify, fraud or ask (document QA)")],
+    data: Annotated[str, typer.Option("--data", help="sms, smishing, banking77 (classify only), halueval (ask only), or a JSONL file")],
     n: Annotated[int, typer.Option("--n", min=1, help="test items every policy is measured on")] = 300,
     fit_size: Annotated[int, typer.Option("--fit-size", min=30, help="items the calibrator and the prompt-only "
                                           "router learn from (disjoint from the test items)")] = 300,
@@ -79,7 +79,8 @@ def eval_cmd(
 
     JSONL data holds one object per line. classify: {"text": "...", "label": "..."} (the label set is
     the distinct labels, sorted). fraud: {"text": "...", "label": "fraud" or "legit"} (spam and ham
-    are read as fraud and legit).
+    are read as fraud and legit). ask: {"knowledge": "...", "question": "...", "right_answer": "..."}
+    (HaluEval QA's format); --demos and --demo-pool do not apply.
     """
     from orchestrator.config import load_settings
     from orchestrator.eval_run import price_of, run_eval

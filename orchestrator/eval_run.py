@@ -130,6 +130,12 @@ def run_eval(task: str, data: str, *, n: int, fit_size: int, data_dir: Path, dem
     `tiers` (small, large, verifier) and `embed` replace the bundled models (tests pass fakes); the
     verifier is the small model under another prompt, so by default it shares the small tier's backend.
     """
+    if task == "ask":  # document QA: generated answers, its own module
+        from .eval_qa import run_eval_qa
+
+        return run_eval_qa(data, n=n, fit_size=fit_size, data_dir=data_dir, seed=seed, target_accuracy=target_accuracy,
+                           delta=delta, knn=knn, price_small=price_small, price_large=price_large, threads=threads,
+                           root=root, tiers=tiers, embed=embed, progress=progress, plot_dir=plot_dir)
     started = time.perf_counter()
     spec = TASKS[task]
     price_large = price_large or price_of("gpt-4o-mini")
