@@ -4,6 +4,7 @@ stream experiment's calibrated tier 1). `run_calibration` scores a fit and a dis
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from contextlib import contextmanager
@@ -118,7 +119,9 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     tier, backend, model_hash = _tier1(settings)
     cache_dir = settings.data_dir / "calibration" / "cache"
-    pool_id = f"-pool{len(pool)}s{seed}" if demos else ""  # retrieved demonstrations depend on the pool
+    # Retrieved demonstrations depend on the pool's content (which the split sizes change), so the
+    # cached scores are keyed by it.
+    pool_id = "-pool" + hashlib.sha256("\n".join(e.text for e in pool).encode()).hexdigest()[:12] if demos else ""
     order = settings.tasks[task].examples.order if task in settings.tasks else "nearest_last"
 
     def scores(dataset, examples, what, retrieve):

@@ -210,7 +210,13 @@ def test_calibrate_with_retrieved_demonstrations(tmp_path, monkeypatch):
     artifact = store.latest("classify", model_hash, f"{PROMPT_VERSION}+demos2", ["spam", "ham"])
     assert artifact is not None and artifact.source["demonstrations"] == {"k": 2, "pool_size": 40, "order": "nearest_last"}
     [cache] = (tmp_path / "calibration" / "cache").glob("sms-*.npz")
-    assert "+demos2-pool40s0" in cache.name
+    assert "+demos2-pool" in cache.name
+    # Another fit size draws another pool from the same set: its scores must not replay these.
+    again = CliRunner().invoke(app, ["--data", "sms", "--fit-size", "31", "--test-size", "10", "--demos", "2",
+                                     "--demo-pool", "40", "--target-escalation-rate", "0.3",
+                                     "--data-dir", str(tmp_path), "--json"])
+    assert again.exit_code == 0, again.output
+    assert len(list((tmp_path / "calibration" / "cache").glob("sms-*.npz"))) == 2
 
     too_small = CliRunner().invoke(app, ["--data", "sms", "--demos", "4", "--demo-pool", "3",
                                          "--target-escalation-rate", "0.3", "--data-dir", str(tmp_path)])
