@@ -72,11 +72,18 @@ def _curve(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return x[order], y[order]
 
 
+# Below this quality gap (absolute) the gap metrics are left undefined: they divide by the gap, and
+# on SMS a 0.001 gap between two near-equal tiers turned the oracle's APGR into 81.
+MIN_GAP = 0.01
+
+
 def _gap(quality_small: float, quality_large: float, what: str) -> float | None:
     gap = quality_large - quality_small
-    if gap <= 0:
+    if gap < MIN_GAP:
+        why = ("there is no gap to recover" if gap <= 0 else
+               f"a gap under {MIN_GAP} is too small to normalise by")
         warnings.warn(f"{what} undefined: the large tier's quality {quality_large:.4f} does not exceed the small "
-                      f"tier's {quality_small:.4f}, so there is no gap to recover", RuntimeWarning, stacklevel=3)
+                      f"tier's {quality_small:.4f} by {MIN_GAP} or more; {why}", RuntimeWarning, stacklevel=3)
         return None
     return gap
 
@@ -87,7 +94,7 @@ def apgr(calls_large: ArrayLike, quality: ArrayLike, quality_small: float, quali
     over the curve's own range of large-call shares (trapezoids, as RouteLLM's `np.trapz`).
 
     1 = the large model's quality at every call share; 0.5 = random routing (the straight line);
-    NaN (with a RuntimeWarning) when the large tier is not better than the small one.
+    NaN (with a RuntimeWarning) when the large tier is not better than the small one by MIN_GAP.
     """
     x, y = _curve(calls_large, quality)
     gap = _gap(quality_small, quality_large, "APGR")

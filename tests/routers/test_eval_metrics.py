@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from routers.eval_metrics import (
+    MIN_GAP,
     aiq,
     apgr,
     calls_to_recover,
@@ -66,6 +67,16 @@ def test_apgr_sorts_points_by_calls():
 def test_apgr_undefined_without_gap():
     with pytest.warns(RuntimeWarning, match="no gap"):
         assert math.isnan(apgr(*LINE, 0.9, 0.9))
+
+
+def test_gap_metrics_undefined_for_a_gap_too_small_to_normalise_by():
+    # quality 0.845 vs 0.846 (two near-equal tiers): dividing by 0.001 would give nonsense figures
+    x, y = np.array([0.0, 0.02, 1.0]), np.array([0.845, 0.935, 0.846])
+    with pytest.warns(RuntimeWarning, match="too small to normalise"):
+        assert math.isnan(apgr(x, y, 0.845, 0.846))
+    with pytest.warns(RuntimeWarning, match="too small to normalise"):
+        assert math.isnan(calls_to_recover(x, y, 0.845, 0.846, 0.5))
+    assert apgr(x, y, 0.845, 0.845 + 2 * MIN_GAP) > 0  # a gap above the limit is normalised by
 
 
 def test_calls_to_recover_hand_cases():
