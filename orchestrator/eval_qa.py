@@ -32,14 +32,9 @@ from routers.calibrators import PlattCalibrator
 from routers.eval_policies import (
     TierOutcomes,
     accuracy,
-    always_large,
-    always_small,
-    escalate_lowest,
+    compare_policies,
+    curves,
     knn_win_rate,
-    oracle,
-    random_at_rate,
-    scored_policy,
-    summarize,
 )
 from routers.policies import GuaranteedAccuracyPolicy
 
@@ -234,17 +229,8 @@ def run_eval_qa(data: str, *, n: int, fit_size: int, data_dir: Path, seed: int =
     cascade_conf = conf[test_idx]
     escalated = ~np.asarray(threshold.accept(cascade_conf), dtype=bool).reshape(-1)
     m = int(escalated.sum())
-    policies = [
-        [always_small(t)], [always_large(t)], random_at_rate(t, m, quality), [oracle(t, quality)],
-        [scored_policy("calibrated cascade", t, cascade_conf, quality, cascade=True, escalate=escalated)],
-        [scored_policy("prompt-only kNN router", t, knn_keep, quality, cascade=False,
-                       escalate=escalate_lowest(knn_keep, m), extra_ms=q_ms[test_idx])],
-        [scored_policy("self-verification", t, p_yes, quality, cascade=True, escalate=escalate_lowest(p_yes, m),
-                       extra_cost=verify_cost, extra_ms=np.array([c["ms"] for c in checked]))],
-    ]
-    cost_max = max(float(np.max(r.curve[2])) if r.curve is not None else float(r.cost.mean())
-                   for runs in policies for r in runs)
-    rows_out = [summarize(runs, t, quality, cost_max) for runs in policies]
+    policies, rows_out = compare_policies(t, quality, escalated, cascade_conf, knn_keep, p_yes, knn_ms=q_ms[test_idx],
+                                          verify_cost=verify_cost, verify_ms=np.array([c["ms"] for c in checked]))
     cascade_row = next(r for r in rows_out if r["policy"] == "calibrated cascade")
     statuses = {tier.name: {s: sum(out[tier.name][i]["status"] == s for i in test_idx)
                             for s in ("answered", "null", "invalid")} for tier in (small, large)}
@@ -265,9 +251,7 @@ def run_eval_qa(data: str, *, n: int, fit_size: int, data_dir: Path, seed: int =
                         "threshold_reason": threshold.reason, "escalated": m,
                         "test_auroc": cascade_row["auroc"], "test_ece": cascade_row["ece"]},
         "policies": rows_out,
-        "curves": {runs[0].name: {"calls": runs[0].curve[0].tolist(), "quality": runs[0].curve[1].tolist(),
-                                  "cost_per_item": runs[0].curve[2].tolist()}
-                   for runs in policies if runs[0].curve is not None and runs[0].name != "random"},
+        "curves": curves(policies),
         "model_calls": {tier.name: tier.calls for tier in tiers},
         "seconds": time.perf_counter() - started,
     }

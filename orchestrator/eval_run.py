@@ -33,15 +33,10 @@ from agents.errors import InvalidInputError
 from routers.eval_policies import (
     TierOutcomes,
     accuracy,
-    always_large,
-    always_small,
-    escalate_lowest,
+    compare_policies,
+    curves,
     knn_win_rate,
-    oracle,
     positive_f1,
-    random_at_rate,
-    scored_policy,
-    summarize,
 )
 
 from .calibration import calibrated_predictions, fit_artifact
@@ -223,18 +218,10 @@ def run_eval(task: str, data: str, *, n: int, fit_size: int, data_dir: Path, dem
     threshold = artifact.thresholds()
     escalated = ~np.asarray(threshold.accept(cascade_conf), dtype=bool).reshape(-1)
     m = int(escalated.sum())
-    verify_cost = price_small.cost(checked["tokens_in"], checked["tokens_out"])
-    policies = [
-        [always_small(t)], [always_large(t)], random_at_rate(t, m, quality), [oracle(t, quality)],
-        [scored_policy("calibrated cascade", t, cascade_conf, quality, cascade=True, escalate=escalated)],
-        [scored_policy("prompt-only kNN router", t, knn_keep, quality, cascade=False, escalate=escalate_lowest(knn_keep, m),
-                       extra_ms=0.0 if demos else embed_ms[test_idx])],
-        [scored_policy("self-verification", t, p_yes, quality, cascade=True, escalate=escalate_lowest(p_yes, m),
-                       extra_cost=verify_cost, extra_ms=checked["ms"])],
-    ]
-    cost_max = max(float(np.max(r.curve[2])) if r.curve is not None else float(r.cost.mean())
-                   for runs in policies for r in runs)
-    rows = [summarize(runs, t, quality, cost_max) for runs in policies]
+    policies, rows = compare_policies(t, quality, escalated, cascade_conf, knn_keep, p_yes,
+                                      knn_ms=0.0 if demos else embed_ms[test_idx],
+                                      verify_cost=price_small.cost(checked["tokens_in"], checked["tokens_out"]),
+                                      verify_ms=checked["ms"])
     result: dict[str, Any] = {
         "task": task, "data": data, "quality_metric": quality_name, "seed": seed,
         "sizes": {"test": len(test_idx), "fit": len(fit_idx), "pool": len(s.pool),
@@ -249,9 +236,7 @@ def run_eval(task: str, data: str, *, n: int, fit_size: int, data_dir: Path, dem
                         "threshold": None if math.isinf(threshold.value) else threshold.value,
                         "escalated": m},
         "policies": rows,
-        "curves": {runs[0].name: {"calls": runs[0].curve[0].tolist(), "quality": runs[0].curve[1].tolist(),
-                                  "cost_per_item": runs[0].curve[2].tolist()}
-                   for runs in policies if runs[0].curve is not None and runs[0].name != "random"},
+        "curves": curves(policies),
         "model_calls": {tier.name: tier.calls for tier in tiers},
         "seconds": time.perf_counter() - started,
     }

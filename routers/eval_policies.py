@@ -29,8 +29,9 @@ from .eval_metrics import (
 from .metrics import auroc, expected_calibration_error
 
 __all__ = [
-    "PolicyResult", "TierOutcomes", "accuracy", "always_large", "always_small", "escalate_lowest", "knn_win_rate",
-    "oracle", "oracle_order", "positive_f1", "random_at_rate", "scored_policy", "summarize", "sweep",
+    "PolicyResult", "TierOutcomes", "accuracy", "always_large", "always_small", "compare_policies", "curves",
+    "escalate_lowest", "knn_win_rate", "oracle", "oracle_order", "positive_f1", "random_at_rate", "scored_policy",
+    "summarize", "sweep",
 ]
 
 Quality = Callable[[np.ndarray, np.ndarray], float]  # (final answers, gold) -> quality
@@ -228,3 +229,31 @@ def summarize(runs: Sequence[PolicyResult], t: TierOutcomes, quality: Quality, c
         rows.append(row)
     return {"policy": runs[0].name, "runs": len(runs),
             **{key: _nan_to_none(float(np.mean([row[key] for row in rows]))) for key in rows[0]}}
+
+
+def compare_policies(t: TierOutcomes, quality: Quality, escalated: np.ndarray, cascade_conf: ArrayLike,
+                     knn_keep: ArrayLike, p_yes: ArrayLike, *, knn_ms: ArrayLike = 0.0, verify_cost: ArrayLike = 0.0,
+                     verify_ms: ArrayLike = 0.0) -> tuple[list[list[PolicyResult]], list[dict]]:
+    """Every policy of `cascade eval` on the same outcomes, and its summary row: always-small,
+    always-large, random at the cascade's rate, the oracle, the calibrated cascade (`escalated`
+    by its threshold, `cascade_conf` its confidence), the prompt-only router (`knn_keep`: the score
+    to keep tier 1) and self-verification (`p_yes`); the two routers at the cascade's rate."""
+    m = int(np.sum(escalated))
+    policies = [
+        [always_small(t)], [always_large(t)], random_at_rate(t, m, quality), [oracle(t, quality)],
+        [scored_policy("calibrated cascade", t, cascade_conf, quality, cascade=True, escalate=escalated)],
+        [scored_policy("prompt-only kNN router", t, knn_keep, quality, cascade=False,
+                       escalate=escalate_lowest(knn_keep, m), extra_ms=knn_ms)],
+        [scored_policy("self-verification", t, p_yes, quality, cascade=True, escalate=escalate_lowest(p_yes, m),
+                       extra_cost=verify_cost, extra_ms=verify_ms)],
+    ]
+    cost_max = max(float(np.max(r.curve[2])) if r.curve is not None else float(r.cost.mean())
+                   for runs in policies for r in runs)
+    return policies, [summarize(runs, t, quality, cost_max) for runs in policies]
+
+
+def curves(policies: Sequence[Sequence[PolicyResult]]) -> dict[str, dict[str, list[float]]]:
+    """Each swept policy's cost-quality curve, JSON-ready (random's is the straight line: left out)."""
+    return {runs[0].name: {"calls": runs[0].curve[0].tolist(), "quality": runs[0].curve[1].tolist(),
+                           "cost_per_item": runs[0].curve[2].tolist()}
+            for runs in policies if runs[0].curve is not None and runs[0].name != "random"}
