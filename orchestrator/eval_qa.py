@@ -38,7 +38,7 @@ from routers.eval_policies import (
 )
 from routers.policies import GuaranteedAccuracyPolicy
 
-from .eval_replay import TierSpec, embed_cached
+from .eval_replay import TierSpec, embed_cached, jsonl_objects
 from .qa_bench import halueval_right, halueval_rows
 
 __all__ = ["FEATURES", "encode", "qa_splits", "run_eval_qa", "run_qa_tier"]
@@ -54,12 +54,13 @@ def _load(data: str, root) -> tuple[str, list[dict]]:
     if not path.is_file() or path.suffix != ".jsonl":
         raise InvalidInputError(f"--task ask evaluates document QA: --data halueval (HaluEval QA) or a JSONL file of "
                                 f'{{"knowledge", "question", "right_answer"}} rows; {data!r} is not a QA data set')
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    for i, row in enumerate(rows, start=1):
-        missing = [f for f in _FIELDS if not isinstance(row, dict) or not str(row.get(f) or "").strip()]
+    rows = []
+    for where, row in jsonl_objects(path, '{"knowledge", "question", "right_answer"}'):
+        missing = [f for f in _FIELDS if not str(row.get(f) or "").strip()]
         if missing:
-            raise InvalidInputError(f"{path}, row {i}: not a QA row, missing {', '.join(missing)}; --task ask needs "
+            raise InvalidInputError(f"{where}: not a QA row, missing {', '.join(missing)}; --task ask needs "
                                     f'{{"knowledge", "question", "right_answer"}} per line')
+        rows.append(row)
     return path.stem, rows
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from .datasets import (
 from .label_scoring import LogprobCache
 from .tasks import TASKS
 
-__all__ = ["EVAL_TASKS", "VERIFY_INSTRUCTION", "EvalSplits", "TierSpec", "check_jsonl", "embed_cached",
+__all__ = ["EVAL_TASKS", "VERIFY_INSTRUCTION", "EvalSplits", "TierSpec", "check_jsonl", "embed_cached", "jsonl_objects",
            "eval_splits", "load_eval_data", "nearest_demonstrations", "run_tier"]
 
 EVAL_TASKS = ("classify", "fraud")
@@ -53,11 +53,12 @@ DUPLICATE_SIMILARITY = 0.97  # as the example store: a near-duplicate is stored 
 
 # -- data -----------------------------------------------------------------------------------------
 
-def check_jsonl(path: Path, task: str) -> None:
-    """Check every row of a JSONL file for `task` before loading it, naming the row and the field."""
+def jsonl_objects(path: Path, expected: str) -> Iterator[tuple[str, dict]]:
+    """(where, row) for each non-blank line of a JSONL data file, `where` naming the file and row. A
+    missing or empty file, a line that is not JSON, or a row that is not an object is an
+    InvalidInputError that says so and shows the `expected` row shape."""
     if not path.is_file():
-        raise InvalidInputError(f"data file {path} does not exist; give a JSONL file or one of {', '.join(NAMED_SETS)}")
-    expected = '{"text": "...", "label": "fraud" | "legit"}' if task == "fraud" else '{"text": "...", "label": "..."}'
+        raise InvalidInputError(f"data file {path} does not exist; give a JSONL file of {expected} rows")
     rows = 0
     for row_no, line in enumerate(path.read_text(encoding="utf-8-sig", errors="replace").splitlines(), start=1):
         if not line.strip():
@@ -70,6 +71,17 @@ def check_jsonl(path: Path, task: str) -> None:
             raise InvalidInputError(f"{where}: not valid JSON ({exc}); each line must be {expected}") from None
         if not isinstance(row, dict):
             raise InvalidInputError(f"{where}: expected a JSON object {expected}, got {type(row).__name__}")
+        yield where, row
+    if not rows:
+        raise InvalidInputError(f"{path} is empty; give one {expected} object per line")
+
+
+def check_jsonl(path: Path, task: str) -> None:
+    """Check every row of a JSONL file for `task` before loading it, naming the row and the field."""
+    if not path.is_file():
+        raise InvalidInputError(f"data file {path} does not exist; give a JSONL file or one of {', '.join(NAMED_SETS)}")
+    expected = '{"text": "...", "label": "fraud" | "legit"}' if task == "fraud" else '{"text": "...", "label": "..."}'
+    for where, row in jsonl_objects(path, expected):
         for field in ("text", "label"):
             if field not in row:
                 raise InvalidInputError(f"{where}: missing field \"{field}\" (the row has {sorted(row) or 'no fields'}); "
@@ -81,8 +93,6 @@ def check_jsonl(path: Path, task: str) -> None:
         if task == "fraud" and row["label"].strip().lower() not in _FRAUD_READINGS:
             raise InvalidInputError(f"{where}: field \"label\" is {row['label']!r}; fraud rows are labelled fraud or "
                                     "legit (spam or ham are read as fraud or legit)")
-    if not rows:
-        raise InvalidInputError(f"{path} is empty; give one {expected} object per line")
 
 
 def load_eval_data(task: str, data: str, part: str = "train", root: str | Path | None = None) -> Dataset:

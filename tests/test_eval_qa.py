@@ -148,6 +148,14 @@ def test_not_a_qa_data_set(tmp_path):
     bad.write_text('{"text": "hi", "label": "ham"}\n')
     with pytest.raises(InvalidInputError, match="row 1: not a QA row, missing knowledge, question, right_answer"):
         run(tmp_path, bad)
+    broken = tmp_path / "broken.jsonl"  # a line that is not JSON: named, never a raw decode error
+    broken.write_text('{"knowledge": "k", "question": "q", "right_answer": "a"}\n{"knowledge": \n')
+    with pytest.raises(InvalidInputError, match="broken.jsonl, row 2: not valid JSON"):
+        run(tmp_path, broken)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(InvalidInputError, match="empty.jsonl is empty"):
+        run(tmp_path, empty)
     result = CliRunner().invoke(app, ["eval", "--task", "ask", "--data", "sms", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2 and "not a QA data set" in result.output
 
