@@ -234,7 +234,6 @@ class AuditStore:
             raise StorageError(f"audit store write failed at {_safe_url(self.url)}: {exc}") from None
 
 
-
 def _make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)

@@ -13,6 +13,7 @@ Results are plain dicts (JSON-ready); the CLI (`cascade experiment ...`) prints 
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import tempfile
@@ -215,8 +216,6 @@ def _calibrate_tier1(config: Path, data_dir: Path, rest: Sequence[Example], labe
     """Fit tier 1's calibration artifact (`cascade calibrate` with k retrieved demonstrations) on
     messages that are neither seeds nor in the stream, saved in the stream's data dir, where every
     run of the stream then uses it. Returns the artifact id and its test-split figures."""
-    import json
-
     from .calibration_run import run_calibration
     from .config import load_settings
 
