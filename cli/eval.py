@@ -42,8 +42,8 @@ def _progress(stage: str, done: int, total: int) -> None:
 
 
 def eval_cmd(
-    task: Annotated[str, typer.Option("--task", "-t", help="classify, fraud or ask (document QA)")],
-    data: Annotated[str, typer.Option("--data", help="sms, smishing, banking77 (classify only), halueval (ask only), or a JSONL file")],
+    task: Annotated[str, typer.Option("--task", "-t", help="classify, fraud, ask (document QA) or contract (contract review)")],
+    data: Annotated[str, typer.Option("--data", help="sms, smishing, banking77 (classify only), halueval (ask only), cuad (contract only), or a JSONL file")],
     n: Annotated[int, typer.Option("--n", min=1, help="test items every policy is measured on")] = 300,
     fit_size: Annotated[int, typer.Option("--fit-size", min=30, help="items the calibrator and the prompt-only "
                                           "router learn from (disjoint from the test items)")] = 300,
@@ -80,7 +80,12 @@ def eval_cmd(
     JSONL data holds one object per line. classify: {"text": "...", "label": "..."} (the label set is
     the distinct labels, sorted). fraud: {"text": "...", "label": "fraud" or "legit"} (spam and ham
     are read as fraud and legit). ask: {"knowledge": "...", "question": "...", "right_answer": "..."}
-    (HaluEval QA's format); --demos and --demo-pool do not apply.
+    (HaluEval QA's format). contract: {"contract": "<full text>", "category": "Governing Law", "present":
+    true} (a category contract review knows; rows with the same text are one contract); with --data
+    cuad the items are CUAD contracts x Governing Law, Cap on Liability, Termination for Convenience and
+    Non-Compete, --n and --fit-size count (contract, category) pairs, split by contract, and quality is
+    presence accuracy (a present answer whose clause fails the span check is wrong). For ask and
+    contract, --demos and --demo-pool do not apply.
     """
     from orchestrator.config import load_settings
     from orchestrator.eval_run import price_of, run_eval

@@ -16,8 +16,6 @@ Prompt-only router: neighbours' win rate of the large tier from MiniLM embedding
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from pathlib import Path
@@ -38,10 +36,17 @@ from routers.eval_policies import (
 )
 from routers.policies import GuaranteedAccuracyPolicy
 
-from .eval_replay import TierSpec, embed_cached, jsonl_objects
+from .eval_replay import (
+    RecordingScorer,
+    TierSpec,
+    cached_records,
+    embed_cached,
+    item_key,
+    jsonl_objects,
+)
 from .qa_bench import halueval_right, halueval_rows
 
-__all__ = ["FEATURES", "encode", "qa_splits", "run_eval_qa", "run_qa_tier"]
+__all__ = ["FEATURES", "calibration_summary", "encode", "fit_cascade", "qa_splits", "run_eval_qa", "run_qa_tier"]
 
 FEATURES = ["answer_logit", "span_ok", "similarity", "grounding"]
 _FIELDS = ("knowledge", "question", "right_answer")
@@ -74,31 +79,6 @@ def qa_splits(data: str, n: int, fit_size: int, seed: int = 0, root=None) -> tup
     return name, [unique[i] for i in order[:fit_size]], [unique[i] for i in order[fit_size:fit_size + n]]
 
 
-def _key(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def _cached(tier: TierSpec, file: Path, keys: list[str], work, progress) -> list[dict]:
-    """Each key's record from `file`, or from `work(backend, i)` (one model call), saved as it goes."""
-    rows = json.loads(file.read_text()) if file.is_file() else {}
-    todo = [i for i, k in enumerate(keys) if k not in rows]
-    for done, i in enumerate(todo, start=1):
-        backend = tier.backend()
-        started = time.perf_counter()
-        try:
-            record = work(backend, i)
-        except InvalidInputError as exc:  # beyond the context: skipped, never crashes the run
-            record = {"status": "skipped", "reason": str(exc)}
-        finally:
-            tier.calls += 1
-        rows[keys[i]] = {**record, "ms": (time.perf_counter() - started) * 1000}
-        file.with_suffix(".tmp").write_text(json.dumps(rows))
-        file.with_suffix(".tmp").replace(file)  # whole or not at all: an interrupted run resumes
-        if progress:
-            progress(tier.name, done, len(todo))
-    return [rows[k] for k in keys]
-
-
 def run_qa_tier(tier: TierSpec, rows: list[dict], cache_file: Path, max_tokens: int = 160, progress=None) -> list[dict]:
     """Per row: status (answered / null / invalid / skipped), answer, confidence, span check, tokens, ms."""
     def work(backend, i):
@@ -107,29 +87,18 @@ def run_qa_tier(tier: TierSpec, rows: list[dict], cache_file: Path, max_tokens: 
         span = d.output is not None and qa.span_check(d.output, [rows[i]["knowledge"]]).passed
         return {"status": status, "answer": d.output.answer if d.output else None, "text": d.text,
                 "confidence": d.confidence, "span_ok": bool(span), "tokens_in": d.tokens_in, "tokens_out": d.tokens_out}
-    keys = [_key(r["question"], r["knowledge"]) for r in rows]
-    return _cached(tier, cache_file, keys, work, progress)
-
-
-class _Recording:
-    """The backend as qa_checks.judge sees it, keeping the last Scored (for tokens)."""
-
-    def __init__(self, backend) -> None:
-        self.backend, self.last = backend, None
-
-    def score(self, messages, item, continuations):
-        self.last = self.backend.score(messages, item, continuations)
-        return self.last
+    keys = [item_key(r["question"], r["knowledge"]) for r in rows]
+    return cached_records(tier, cache_file, keys, work, progress)
 
 
 def _judged(verifier: TierSpec, rows: list[dict], answers: list[dict], cache_file: Path, progress) -> list[dict]:
     def work(backend, i):
-        recording = _Recording(backend)
+        recording = RecordingScorer(backend)
         p = qa_checks.judge(recording, rows[i]["question"], answers[i]["answer"], [rows[i]["knowledge"]])
         return {"p_yes": p, "tokens_in": recording.last.tokens_in, "tokens_out": recording.last.tokens_out}
     todo = [i for i, a in enumerate(answers) if a["status"] == "answered"]
-    keys = [_key(rows[i]["question"], rows[i]["knowledge"], answers[i]["answer"]) for i in todo]
-    judged = dict(zip(todo, _cached(verifier, cache_file, keys, lambda b, j: work(b, todo[j]), progress)))
+    keys = [item_key(rows[i]["question"], rows[i]["knowledge"], answers[i]["answer"]) for i in todo]
+    judged = dict(zip(todo, cached_records(verifier, cache_file, keys, lambda b, j: work(b, todo[j]), progress)))
     # no answer (null or invalid) is nothing to verify: P(yes) 0, no call
     none = {"p_yes": 0.0, "tokens_in": 0, "tokens_out": 0, "ms": 0.0}
     return [{**none, **judged[i]} if i in judged and judged[i].get("p_yes") is not None else none
@@ -167,6 +136,32 @@ def _right(records: list[dict], rows: list[dict]) -> np.ndarray:
                      for a, r in zip(records, rows)])
 
 
+def fit_cascade(x: np.ndarray, right: np.ndarray, fit_idx: np.ndarray, target_accuracy: float, delta: float):
+    """The calibrated cascade: logistic P(right) from the small tier's signals `x` and the guaranteed-
+    accuracy threshold, both fitted on `fit_idx`. Returns (calibrator or None, method, conf, threshold)."""
+    if len(np.unique(right[fit_idx])) == 2:
+        calibrator = PlattCalibrator(c=1.0).fit(x[fit_idx], right[fit_idx])
+        conf, method = calibrator.predict(x), "logistic (platt, C=1)"
+    else:  # one outcome on the fit split (a tiny run): the fit split's share right for every item
+        calibrator, method = None, "constant: the fit split's answers are all right or all wrong"
+        conf = np.full(len(x), float(right[fit_idx].mean()) if len(fit_idx) else 0.0)
+    threshold = GuaranteedAccuracyPolicy(target_accuracy, delta=delta).fit(conf[fit_idx], right[fit_idx])
+    return calibrator, method, conf, threshold
+
+
+def calibration_summary(calibrator, method: str, features: list[str], threshold, target_accuracy: float,
+                        delta: float, escalated: int, rows_out: list[dict]) -> dict[str, Any]:
+    """The result's "calibration" entry, with the cascade's test AUROC and ECE from its policy row."""
+    cascade_row = next(r for r in rows_out if r["policy"] == "calibrated cascade")
+    return {"method": method, "features": features, "cv_brier": None,
+            "coef": calibrator.coef.tolist() if calibrator else None,
+            "intercept": calibrator.intercept if calibrator else None,
+            "target_accuracy": target_accuracy, "delta": delta,
+            "threshold": None if math.isinf(threshold.value) else threshold.value,
+            "threshold_reason": threshold.reason, "escalated": escalated,
+            "test_auroc": cascade_row["auroc"], "test_ece": cascade_row["ece"]}
+
+
 def run_eval_qa(data: str, *, n: int, fit_size: int, data_dir: Path, seed: int = 0, target_accuracy: float = 0.95,
                 delta: float = 0.1, knn: int = 10, price_small=None, price_large=None, threads: int = 1,
                 root=None, tiers: tuple[TierSpec, TierSpec, TierSpec] | None = None, embed=None, progress=None,
@@ -200,14 +195,7 @@ def run_eval_qa(data: str, *, n: int, fit_size: int, data_dir: Path, seed: int =
     small_right, large_right = _right(out[small.name], rows), _right(out[large.name], rows)
     x, signal_ms = _signals(rows, out[small.name], embed, cache_dir, name)
 
-    # Calibrated cascade: logistic P(right) from the small tier's signals, threshold on the fit split.
-    if len(np.unique(small_right[fit_idx])) == 2:
-        calibrator = PlattCalibrator(c=1.0).fit(x[fit_idx], small_right[fit_idx])
-        conf, method = calibrator.predict(x), "logistic (platt, C=1)"
-    else:  # one outcome on the fit split (a tiny run): the fit split's share right for every item
-        calibrator, method = None, "constant: the fit split's answers are all right or all wrong"
-        conf = np.full(len(rows), float(small_right[fit_idx].mean()) if len(fit_idx) else 0.0)
-    threshold = GuaranteedAccuracyPolicy(target_accuracy, delta=delta).fit(conf[fit_idx], small_right[fit_idx])
+    calibrator, method, conf, threshold = fit_cascade(x, small_right, fit_idx, target_accuracy, delta)
 
     test = [rows[i] for i in test_idx]
     checked = _judged(verifier, test, [out[small.name][i] for i in test_idx],
@@ -232,7 +220,6 @@ def run_eval_qa(data: str, *, n: int, fit_size: int, data_dir: Path, seed: int =
     m = int(escalated.sum())
     policies, rows_out = compare_policies(t, quality, escalated, cascade_conf, knn_keep, p_yes, knn_ms=q_ms[test_idx],
                                           verify_cost=verify_cost, verify_ms=np.array([c["ms"] for c in checked]))
-    cascade_row = next(r for r in rows_out if r["policy"] == "calibrated cascade")
     statuses = {tier.name: {s: sum(out[tier.name][i]["status"] == s for i in test_idx)
                             for s in ("answered", "null", "invalid")} for tier in (small, large)}
     result: dict[str, Any] = {
@@ -244,13 +231,8 @@ def run_eval_qa(data: str, *, n: int, fit_size: int, data_dir: Path, seed: int =
                   "large": {"name": large.name, "model_hash": large.model_hash, "price": vars(price_large),
                             "quality": quality(t.large_pred, t.gold), "calibrator": "none (generated answers)",
                             "how": "in-process llama.cpp, generated", "answers": statuses[large.name]}},
-        "calibration": {"method": method, "features": FEATURES, "cv_brier": None,
-                        "coef": calibrator.coef.tolist() if calibrator else None,
-                        "intercept": calibrator.intercept if calibrator else None,
-                        "target_accuracy": target_accuracy, "delta": delta,
-                        "threshold": None if math.isinf(threshold.value) else threshold.value,
-                        "threshold_reason": threshold.reason, "escalated": m,
-                        "test_auroc": cascade_row["auroc"], "test_ece": cascade_row["ece"]},
+        "calibration": calibration_summary(calibrator, method, FEATURES, threshold, target_accuracy, delta, m,
+                                           rows_out),
         "policies": rows_out,
         "curves": curves(policies),
         "model_calls": {tier.name: tier.calls for tier in tiers},

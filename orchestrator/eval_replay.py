@@ -14,6 +14,7 @@ JSONL data, one object per line:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,8 +39,9 @@ from .datasets import (
 from .label_scoring import LogprobCache
 from .tasks import TASKS
 
-__all__ = ["EVAL_TASKS", "VERIFY_INSTRUCTION", "EvalSplits", "TierSpec", "check_jsonl", "embed_cached", "jsonl_objects",
-           "eval_splits", "load_eval_data", "nearest_demonstrations", "run_tier"]
+__all__ = ["EVAL_TASKS", "VERIFY_INSTRUCTION", "EvalSplits", "RecordingScorer", "TierSpec", "cached_records",
+           "check_jsonl", "embed_cached", "eval_splits", "item_key", "jsonl_objects", "load_eval_data",
+           "nearest_demonstrations", "run_tier"]
 
 EVAL_TASKS = ("classify", "fraud")
 _FRAUD_READINGS = {"fraud", "legit", "spam", "ham"}
@@ -240,6 +242,44 @@ def embed_cached(texts: Sequence[str], embed: Callable[[list[str]], np.ndarray],
             cache.put(texts[i], out[i])
     cache.save()
     return out[:, :dim], out[:, dim]
+
+
+# -- generated outputs (document QA, contract review): one JSON record per item ---------------------
+
+def item_key(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def cached_records(tier: TierSpec, file: Path, keys: list[str], work, progress) -> list[dict]:
+    """Each key's record from `file`, or from `work(backend, i)` (one model call), saved as it goes."""
+    rows = json.loads(file.read_text()) if file.is_file() else {}
+    todo = [i for i, k in enumerate(keys) if k not in rows]
+    for done, i in enumerate(todo, start=1):
+        backend = tier.backend()
+        started = time.perf_counter()
+        try:
+            record = work(backend, i)
+        except InvalidInputError as exc:  # beyond the context: skipped, never crashes the run
+            record = {"status": "skipped", "reason": str(exc)}
+        finally:
+            tier.calls += 1
+        rows[keys[i]] = {**record, "ms": (time.perf_counter() - started) * 1000}
+        file.with_suffix(".tmp").write_text(json.dumps(rows))
+        file.with_suffix(".tmp").replace(file)  # whole or not at all: an interrupted run resumes
+        if progress:
+            progress(tier.name, done, len(todo))
+    return [rows[k] for k in keys]
+
+
+class RecordingScorer:
+    """A backend as a yes/no judge sees it, keeping the last Scored (for its tokens)."""
+
+    def __init__(self, backend) -> None:
+        self.backend, self.last = backend, None
+
+    def score(self, messages, item, continuations):
+        self.last = self.backend.score(messages, item, continuations)
+        return self.last
 
 
 def nearest_demonstrations(vectors: np.ndarray, pool_vectors: np.ndarray | None, pool: Sequence[Example],

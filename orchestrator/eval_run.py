@@ -131,6 +131,13 @@ def run_eval(task: str, data: str, *, n: int, fit_size: int, data_dir: Path, dem
         return run_eval_qa(data, n=n, fit_size=fit_size, data_dir=data_dir, seed=seed, target_accuracy=target_accuracy,
                            delta=delta, knn=knn, price_small=price_small, price_large=price_large, threads=threads,
                            root=root, tiers=tiers, embed=embed, progress=progress, plot_dir=plot_dir)
+    if task == "contract":  # contract review: (contract, category) pairs, generated answers
+        from .eval_contract import run_eval_contract
+
+        return run_eval_contract(data, n=n, fit_size=fit_size, data_dir=data_dir, seed=seed,
+                                 target_accuracy=target_accuracy, delta=delta, knn=knn, price_small=price_small,
+                                 price_large=price_large, threads=threads, root=root, tiers=tiers, embed=embed,
+                                 progress=progress, plot_dir=plot_dir)
     started = time.perf_counter()
     spec = TASKS[task]
     price_large = price_large or price_of("gpt-4o-mini")
