@@ -37,6 +37,19 @@ def write_config(path: Path, tiers: list[dict], threshold: float = 0.6, **extra)
 SMOL = {"name": "smollm2-135m", "kind": "llama_cpp", "model_path": "bundled:smollm2"}
 
 
+def fake_tiers(n: int) -> list[dict]:
+    """n llama.cpp tiers whose model file is never opened: the tests hand in their backends."""
+    return [{"name": f"t{i}", "kind": "llama_cpp", "model_path": "unused.gguf"} for i in range(n)]
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The bundled MiniLM, loaded once for the session: loading takes seconds."""
+    from agents.retrieval import Embedder
+
+    return Embedder()
+
+
 def gemma_tier(port: int) -> dict:
     return {"name": "gemma3-270m", "kind": "litellm", "locality": "local", "model": "openai/gemma-3-270m",
             "schema_mode": "json_object_schema", "max_tokens": 32, "logprobs": False,

@@ -21,11 +21,11 @@ from agents.contract_categories import (
 )
 from agents.documents import chunk_text
 from agents.errors import ConfigError, InvalidInputError, TierUnreachableError
-from agents.retrieval import Embedder
 from cli.main import app
 from orchestrator import Cascade, load_settings
 from orchestrator.cuad import load_cuad, normalise_name
 from orchestrator.datasets import ENV_VAR, data_root
+from tests.conftest import fake_tiers
 
 GOVERNING = ("12. Governing Law. This Agreement shall be governed by and construed in accordance with the laws of "
              "the State of New York, without regard to its conflict of laws principles.")
@@ -72,20 +72,11 @@ needs_cuad = pytest.mark.skipif(not (data_root() / "cuad" / "master_clauses.csv"
                                        "directory holding cuad/")
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    return Embedder()
-
-
-def tiers(n: int) -> list[dict]:
-    return [{"name": f"t{i}", "kind": "llama_cpp", "model_path": "unused.gguf"} for i in range(n)]
-
-
 @pytest.fixture
 def make(tmp_path, embedder):
     def build(backends: dict, data: str = "data", **tasks) -> Cascade:
         config = tmp_path / "c.yaml"
-        config.write_text(yaml.safe_dump({"tiers": tiers(len(backends)), "tasks": tasks}))
+        config.write_text(yaml.safe_dump({"tiers": fake_tiers(len(backends)), "tasks": tasks}))
         cascade = Cascade.from_config(config, data_dir=str(tmp_path / data), backends=backends)
         cascade._embedder_model = embedder  # one model for the module: loading takes seconds
         return cascade
@@ -285,7 +276,7 @@ def test_bad_contracts_are_clear_errors_before_any_model_runs(make, text, messag
 def test_cli_bad_input_exits_2_with_a_clear_message(tmp_path, monkeypatch, name, content, args, message):
     monkeypatch.setenv("CASCADE_DATA_DIR", str(tmp_path / "data"))
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"tiers": tiers(1)}))
+    config.write_text(yaml.safe_dump({"tiers": fake_tiers(1)}))
     if content is not None:
         (tmp_path / name).write_bytes(content)
     result = CliRunner().invoke(app, ["contract", str(tmp_path / name), *args, "-c", str(config)])
@@ -295,9 +286,9 @@ def test_cli_bad_input_exits_2_with_a_clear_message(tmp_path, monkeypatch, name,
 
 def test_contract_settings_refuse_redaction_at_start_up(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"tiers": tiers(1), "tasks": {"contract": {"privacy": {"external": "redact"}}}}))
+    path.write_text(yaml.safe_dump({"tiers": fake_tiers(1), "tasks": {"contract": {"privacy": {"external": "redact"}}}}))
     with pytest.raises(ConfigError, match="redact is not available for document QA or contract review"):
         load_settings(path)
-    path.write_text(yaml.safe_dump({"tiers": tiers(1)}))
+    path.write_text(yaml.safe_dump({"tiers": fake_tiers(1)}))
     settings = load_settings(path).task("contract")
     assert settings.privacy.external == "forbid" and settings.threshold == 0.3 and not settings.examples.learn

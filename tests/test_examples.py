@@ -7,16 +7,11 @@ import math
 import pytest
 
 from agents.backends import FakeScoringBackend
-from agents.retrieval import Embedder, Example, ExampleStore
+from agents.retrieval import Example, ExampleStore
 from orchestrator import Cascade
 from tests.conftest import write_config
 
 LABELS = ["lost or stolen card", "card arrival"]
-
-
-@pytest.fixture(scope="module")
-def embedder():
-    return Embedder()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import pytest
 
 from agents.backends import FakeScoringBackend
 from agents.errors import InvalidInputError
-from agents.retrieval import Embedder
 from orchestrator.datasets import ENV_VAR, Example, data_root
 from orchestrator.experiments import (
     condition_metrics, demo_splits, fixed_demonstrations, plot_stream, run_demos, run_stream, stream_items,
@@ -17,11 +16,6 @@ from orchestrator.experiments import (
 )
 
 SMS = ["spam", "ham"]
-
-
-@pytest.fixture(scope="module")
-def embedder():
-    return Embedder()
 
 
 def test_sms_auroc_ranks_p_spam_against_the_gold_label_not_correctness():

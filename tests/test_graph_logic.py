@@ -10,13 +10,9 @@ import pytest
 from agents.backends import FakeCompletionBackend, FakeScoringBackend
 from agents.errors import ModelTimeoutError, TierUnreachableError
 from orchestrator import Cascade
-from tests.conftest import write_config
+from tests.conftest import fake_tiers, write_config
 
 LABELS = ["spam", "ham"]
-
-
-def tiers(n: int) -> list[dict]:
-    return [{"name": f"t{i}", "kind": "llama_cpp", "model_path": "unused.gguf"} for i in range(n)]
 
 
 def scores(p_spam: float) -> dict[str, float]:
@@ -26,7 +22,7 @@ def scores(p_spam: float) -> dict[str, float]:
 @pytest.fixture
 def make(tmp_path):
     def build(backends: dict, threshold: float = 0.8):
-        config = write_config(tmp_path / "c.yaml", tiers(len(backends)), threshold=threshold)
+        config = write_config(tmp_path / "c.yaml", fake_tiers(len(backends)), threshold=threshold)
         return Cascade.from_config(config, data_dir=str(tmp_path / "data"), backends=backends)
     return build
 
@@ -100,7 +96,7 @@ def test_injected_backend_for_unknown_tier_is_rejected(tmp_path):
     from agents.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown tier"):
-        Cascade.from_config(write_config(tmp_path / "c.yaml", tiers(1)), data_dir=str(tmp_path / "d"),
+        Cascade.from_config(write_config(tmp_path / "c.yaml", fake_tiers(1)), data_dir=str(tmp_path / "d"),
                             backends={"nope": FakeScoringBackend([])})
 
 

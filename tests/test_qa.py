@@ -14,8 +14,8 @@ from agents import qa
 from agents.backends import FakeCompletionBackend, FakeGeneratingBackend
 from agents.documents import CHUNK_MAX, chunk_text
 from agents.errors import ConfigError, InvalidInputError
-from agents.retrieval import Embedder
 from orchestrator import Cascade, load_settings
+from tests.conftest import fake_tiers
 
 OBEROI = ("The Oberoi family is an Indian family that is famous for its involvement in hotels, namely through "
           "The Oberoi Group. The Oberoi Group is a hotel company with its head office in Delhi.")
@@ -28,21 +28,12 @@ def reply(answer, *citations) -> str:
     return json.dumps({"answer": answer, "citations": [{"passage": p, "quote": q} for p, q in citations]})
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    return Embedder()
-
-
-def tiers(n: int) -> list[dict]:
-    return [{"name": f"t{i}", "kind": "llama_cpp", "model_path": "unused.gguf"} for i in range(n)]
-
-
 @pytest.fixture
 def make(tmp_path, embedder):
     def build(backends: dict, ask_settings: dict | None = None, docs: dict[str, str] | None = None,
               data: str = "data") -> Cascade:
         config = tmp_path / "c.yaml"
-        config.write_text(yaml.safe_dump({"tiers": tiers(len(backends)), "tasks": {"ask": ask_settings or {}}}))
+        config.write_text(yaml.safe_dump({"tiers": fake_tiers(len(backends)), "tasks": {"ask": ask_settings or {}}}))
         cascade = Cascade.from_config(config, data_dir=str(tmp_path / data), backends=backends)
         cascade._embedder_model = embedder  # one model for the module: loading takes seconds
         cascade.examples._embedder = embedder
@@ -229,7 +220,7 @@ def test_text_in_another_language_gets_an_honest_result(make):
 def test_ask_settings_are_checked_at_start_up(tmp_path):
     def load(tasks):
         path = tmp_path / "c.yaml"
-        path.write_text(yaml.safe_dump({"tiers": tiers(1), "tasks": tasks}))
+        path.write_text(yaml.safe_dump({"tiers": fake_tiers(1), "tasks": tasks}))
         return load_settings(path)
 
     settings = load({}).task("ask")
@@ -248,6 +239,6 @@ def test_calibrate_refuses_the_ask_task_clearly(tmp_path):
     from cli.main import app
 
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"tiers": tiers(1)}))
+    config.write_text(yaml.safe_dump({"tiers": fake_tiers(1)}))
     result = CliRunner().invoke(app, ["calibrate", "--data", "sms", "--task", "ask", "--target-accuracy", "0.9", "-c", str(config)])
     assert result.exit_code == 2 and "no label scores to calibrate" in result.output
