@@ -55,6 +55,7 @@ from .eval_replay import (
     TierSpec,
     cached_records,
     embed_cached,
+    fit_test_indices,
     item_key,
     jsonl_objects,
 )
@@ -203,7 +204,7 @@ def run_eval_contract(data: str, *, n: int, fit_size: int, data_dir: Path, seed:
                       price_large=None, threads: int = 1, root=None, tiers: tuple[TierSpec, TierSpec, TierSpec] | None = None,
                       embed=None, progress=None, plot_dir: Path | None = None, max_tokens: int = 160,
                       categories=CATEGORIES) -> dict[str, Any]:
-    from .eval_run import Price, _embedder, _local_tier, price_of
+    from .eval_run import Price, _embedder, bundled_tiers, price_of
 
     started = time.perf_counter()
     price_small = price_small or Price(0.0, 0.0, "local tier")
@@ -212,10 +213,7 @@ def run_eval_contract(data: str, *, n: int, fit_size: int, data_dir: Path, seed:
     pairs = fit_pairs + test_pairs
     cache_dir = data_dir / "eval" / "cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    if tiers is None:
-        small = _local_tier("smollm2-135m", "bundled:smollm2", data_dir, threads)
-        tiers = (small, _local_tier("gemma3-270m", "bundled:gemma3-270m", data_dir, threads),
-                 TierSpec("smollm2-135m-verify", small.model_hash, small.backend))
+    tiers = tiers or bundled_tiers(data_dir, threads)
     small, large, verifier = tiers
     embed = embed or _embedder(threads)
     version = f"{contracts.PROMPT_VERSION}-t{max_tokens}"
@@ -226,10 +224,8 @@ def run_eval_contract(data: str, *, n: int, fit_size: int, data_dir: Path, seed:
     shown = _retrieved(texts, pairs, embed, cache_dir / f"{name}-contract-passages-all-MiniLM-L6-v2.json", PASSAGES)
     out = {t.name: run_contract_tier(t, pairs, shown, file(t, version), embed, max_tokens, progress) for t in (small, large)}
     ok = np.array([a["status"] != "skipped" and b["status"] != "skipped" for a, b in zip(out[small.name], out[large.name])])
-    is_fit = np.arange(len(pairs)) < len(fit_pairs)
-    fit_idx, test_idx = np.flatnonzero(is_fit & ok), np.flatnonzero(~is_fit & ok)
-    if len(test_idx) == 0:
-        raise InvalidInputError("no test pair could be answered by both tiers (all longer than the context?)")
+    fit_idx, test_idx = fit_test_indices(ok, len(fit_pairs), "no test pair could be answered by both tiers (all "
+                                                             "longer than the context?)")
     small_right, large_right = (np.array([right(a, p.present) for a, p in zip(out[t.name], pairs)]) for t in (small, large))
     calibrator, method, conf, threshold = fit_cascade(_signals(out[small.name], shown), small_right, fit_idx,
                                                       target_accuracy, delta)

@@ -41,6 +41,7 @@ from .eval_replay import (
     TierSpec,
     cached_records,
     embed_cached,
+    fit_test_indices,
     item_key,
     jsonl_objects,
 )
@@ -166,7 +167,7 @@ def run_eval_qa(data: str, *, n: int, fit_size: int, data_dir: Path, seed: int =
                 delta: float = 0.1, knn: int = 10, price_small=None, price_large=None, threads: int = 1,
                 root=None, tiers: tuple[TierSpec, TierSpec, TierSpec] | None = None, embed=None, progress=None,
                 plot_dir: Path | None = None, max_tokens: int = 160) -> dict[str, Any]:
-    from .eval_run import Price, _embedder, _local_tier, price_of
+    from .eval_run import Price, _embedder, bundled_tiers, price_of
 
     started = time.perf_counter()
     price_small = price_small or Price(0.0, 0.0, "local tier")
@@ -175,10 +176,7 @@ def run_eval_qa(data: str, *, n: int, fit_size: int, data_dir: Path, seed: int =
     rows = fit_rows + test_rows
     cache_dir = data_dir / "eval" / "cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    if tiers is None:
-        small = _local_tier("smollm2-135m", "bundled:smollm2", data_dir, threads)
-        tiers = (small, _local_tier("gemma3-270m", "bundled:gemma3-270m", data_dir, threads),
-                 TierSpec("smollm2-135m-verify", small.model_hash, small.backend))
+    tiers = tiers or bundled_tiers(data_dir, threads)
     small, large, verifier = tiers
     embed = embed or _embedder(threads)
     version = f"{qa.PROMPT_VERSION}-t{max_tokens}"
@@ -188,10 +186,8 @@ def run_eval_qa(data: str, *, n: int, fit_size: int, data_dir: Path, seed: int =
 
     out = {t.name: run_qa_tier(t, rows, file(t, version), max_tokens, progress) for t in (small, large)}
     ok = np.array([a["status"] != "skipped" and b["status"] != "skipped" for a, b in zip(out[small.name], out[large.name])])
-    is_fit = np.arange(len(rows)) < len(fit_rows)
-    fit_idx, test_idx = np.flatnonzero(is_fit & ok), np.flatnonzero(~is_fit & ok)
-    if len(test_idx) == 0:
-        raise InvalidInputError("no test item could be answered by both tiers (all longer than the context?)")
+    fit_idx, test_idx = fit_test_indices(ok, len(fit_rows), "no test item could be answered by both tiers (all "
+                                                            "longer than the context?)")
     small_right, large_right = _right(out[small.name], rows), _right(out[large.name], rows)
     x, signal_ms = _signals(rows, out[small.name], embed, cache_dir, name)
 

@@ -40,7 +40,7 @@ from .label_scoring import LogprobCache
 from .tasks import TASKS
 
 __all__ = ["EVAL_TASKS", "VERIFY_INSTRUCTION", "EvalSplits", "RecordingScorer", "TierSpec", "cached_records",
-           "check_jsonl", "embed_cached", "eval_splits", "item_key", "jsonl_objects", "load_eval_data",
+           "check_jsonl", "embed_cached", "eval_splits", "fit_test_indices", "item_key", "jsonl_objects", "load_eval_data",
            "nearest_demonstrations", "run_tier"]
 
 EVAL_TASKS = ("classify", "fraud")
@@ -245,6 +245,16 @@ def embed_cached(texts: Sequence[str], embed: Callable[[list[str]], np.ndarray],
 
 
 # -- generated outputs (document QA, contract review): one JSON record per item ---------------------
+
+def fit_test_indices(usable: np.ndarray, n_fit: int, nothing_left: str) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the usable fit and test items (the items are the fit split, then the test split);
+    `nothing_left` is the error when no test item is usable."""
+    is_fit = np.arange(len(usable)) < n_fit
+    fit_idx, test_idx = np.flatnonzero(is_fit & usable), np.flatnonzero(~is_fit & usable)
+    if len(test_idx) == 0:
+        raise InvalidInputError(nothing_left)
+    return fit_idx, test_idx
+
 
 def item_key(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

@@ -49,6 +49,7 @@ from .eval_replay import (
     cache_name,
     embed_cached,
     eval_splits,
+    fit_test_indices,
     nearest_demonstrations,
     run_tier,
 )
@@ -99,6 +100,13 @@ def _local_tier(name: str, spec: str, data_dir: Path, threads: int) -> TierSpec:
     return TierSpec(name, file_sha256(path, data_dir), load)
 
 
+def bundled_tiers(data_dir: Path, threads: int) -> tuple[TierSpec, TierSpec, TierSpec]:
+    """The evaluated ladder: SmolLM2, Gemma-3-270M, and SmolLM2 again as the self-verifier (same backend)."""
+    small = _local_tier("smollm2-135m", "bundled:smollm2", data_dir, threads)
+    return (small, _local_tier("gemma3-270m", "bundled:gemma3-270m", data_dir, threads),
+            TierSpec("smollm2-135m-verify", small.model_hash, small.backend))
+
+
 def _embedder(threads: int):
     """MiniLM's embed function, loaded on first use (a fully cached run never loads it)."""
     loaded: list = []
@@ -147,10 +155,7 @@ def run_eval(task: str, data: str, *, n: int, fit_size: int, data_dir: Path, dem
                                 "least that many: lower --n, --fit-size or --demos")
     data_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = data_dir / "eval" / "cache"
-    if tiers is None:
-        small = _local_tier("smollm2-135m", "bundled:smollm2", data_dir, threads)
-        tiers = (small, _local_tier("gemma3-270m", "bundled:gemma3-270m", data_dir, threads),
-                 TierSpec("smollm2-135m-verify", small.model_hash, small.backend))
+    tiers = tiers or bundled_tiers(data_dir, threads)
     small, large, verifier = tiers
     embed = embed or _embedder(threads)
 
@@ -169,10 +174,8 @@ def run_eval(task: str, data: str, *, n: int, fit_size: int, data_dir: Path, dem
                for t in (small, large)}
     ok = np.isfinite(outputs[small.name]["logprobs"]).all(axis=1) & np.isfinite(outputs[large.name]["logprobs"]).all(axis=1)
     gold = s.gold(items)
-    is_fit = np.arange(len(items)) < len(s.fit)
-    fit_idx, test_idx = np.flatnonzero(is_fit & ok), np.flatnonzero(~is_fit & ok)
-    if len(test_idx) == 0:
-        raise InvalidInputError("no test item could be scored by both tiers (all longer than the context?)")
+    fit_idx, test_idx = fit_test_indices(ok, len(s.fit), "no test item could be scored by both tiers (all longer "
+                                                          "than the context?)")
 
     # The small tier answers as the deployed tier 1 does: its calibration artifact's label and confidence.
     z_small = outputs[small.name]["logprobs"]

@@ -7,6 +7,7 @@ import socket
 import uuid
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 import yaml
@@ -40,6 +41,20 @@ SMOL = {"name": "smollm2-135m", "kind": "llama_cpp", "model_path": "bundled:smol
 def fake_tiers(n: int) -> list[dict]:
     """n llama.cpp tiers whose model file is never opened: the tests hand in their backends."""
     return [{"name": f"t{i}", "kind": "llama_cpp", "model_path": "unused.gguf"} for i in range(n)]
+
+
+class FakeEmbed:
+    """A MiniLM stand-in for replay logic: 384-d unit vectors from the text's characters, calls counted."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, texts):
+        self.calls += 1
+        v = np.zeros((len(texts), 384))
+        for j, t in enumerate(texts):
+            v[j, 0], v[j, 1 + sum(map(ord, t)) % 300] = 1.0, 1.0
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from orchestrator.eval_contract import (
 )
 from orchestrator.eval_replay import TierSpec
 from orchestrator.eval_run import Price, run_eval
+from tests.conftest import FakeEmbed
 
 POLICIES = {"always-small", "always-large", "random", "oracle", "calibrated cascade", "prompt-only kNN router",
             "self-verification"}
@@ -66,18 +67,6 @@ class FakeReviewer:
         yes = (not item.endswith(NO_CLAUSE)) == gold(i, category)
         return Scored(logprobs=[-0.1, -2.5] if yes else [-2.5, -0.1], tokens_in=len(item.split()), tokens_out=2,
                       prefix_reused=True)
-
-
-class FakeEmbed:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, texts):
-        self.calls += 1
-        v = np.zeros((len(texts), 384))
-        for j, t in enumerate(texts):
-            v[j, 0], v[j, 1 + sum(map(ord, t)) % 300] = 1.0, 1.0
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 def write_contracts(path, n=24):

@@ -25,6 +25,7 @@ from routers.eval_policies import (
     random_at_rate,
     summarize,
 )
+from tests.conftest import FakeEmbed
 
 POLICIES = {"always-small", "always-large", "random", "oracle", "calibrated cascade", "prompt-only kNN router",
             "self-verification"}
@@ -56,18 +57,6 @@ class FakeQA:
         yes = answer in passage
         return Scored(logprobs=[-0.1, -2.5] if yes else [-2.5, -0.1], tokens_in=len(item.split()), tokens_out=2,
                       prefix_reused=True)
-
-
-class FakeEmbed:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, texts):
-        self.calls += 1
-        v = np.zeros((len(texts), 384))
-        for j, t in enumerate(texts):
-            v[j, 0], v[j, 1 + sum(map(ord, t)) % 300] = 1.0, 1.0
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 def small_right(i):
