@@ -66,8 +66,13 @@ def item_block(text: str, demonstrations: list[tuple[str, str]] = ()) -> str:
     return f"{intro}Text:\n{text}"
 
 
-def prompt_version(demonstrations: list[tuple[str, str]] = (), base: str = PROMPT_VERSION) -> str:
-    return f"{base}+demos{len(demonstrations)}" if demonstrations else base
+def prompt_version(demonstrations: list[tuple[str, str]] = (), base: str = PROMPT_VERSION,
+                   vote_weight: float = 0.0) -> str:
+    """What a calibration artifact matches on: the prompt, how many demonstrations it shows, and the
+    weight of their vote in the label probabilities."""
+    if not demonstrations:
+        return base
+    return f"{base}+demos{len(demonstrations)}" + (f"+vote{vote_weight:g}" if vote_weight else "")
 
 
 def classify_by_scoring(backend, item: str, labels: list[str], instruction: str = SYSTEM) -> TierOutput:
@@ -81,6 +86,30 @@ def classify_by_scoring(backend, item: str, labels: list[str], instruction: str 
         confidence=float(probs[best]), raw_output=labels[best],
         tokens_in=scored.tokens_in, tokens_out=scored.tokens_out,
     )
+
+
+def neighbour_vote(neighbours: list[tuple[str, float | None]], labels: list[str],
+                   prior: float = 1.0) -> dict[str, float]:
+    """The retrieved examples' vote on an item's label, from (label, cosine similarity) pairs: each
+    neighbour adds its similarity (a negative one counts as 0) to its label, and `prior` pseudo-votes
+    spread evenly over the labels keep a few distant neighbours from sounding sure. Near neighbours
+    that agree give a confident vote; a sparse store gives an even one."""
+    weights = {label: prior / len(labels) for label in labels}
+    for label, similarity in neighbours:
+        if label in weights:
+            weights[label] += max(similarity or 0.0, 0.0)
+    total = sum(weights.values())
+    return {label: weight / total for label, weight in weights.items()}
+
+
+def blend_vote(label_probs: dict[str, float], vote: dict[str, float], weight: float) -> dict[str, float]:
+    """(1 - weight) x the model's label probabilities + weight x the neighbours' vote: the
+    interpolation of kNN-LM (Khandelwal et al., 2020), here over the task's labels. The store of
+    labelled examples, which grows with every resolved escalation, then speaks in the confidence
+    as well as in the prompt."""
+    if set(vote) != set(label_probs):
+        raise ValueError(f"the vote is over {sorted(vote)}, the model's probabilities over {sorted(label_probs)}")
+    return {label: (1 - weight) * p + weight * vote[label] for label, p in label_probs.items()}
 
 
 def answer_schema(labels: list[str]) -> dict:

@@ -61,8 +61,8 @@ def _splits(data: str, fit_size: int, test_size: int, pool_size: int, seed: int,
 
 @contextmanager
 def _retriever(pool, labels: list[str], k: int, order: str):
-    """text -> the k nearest pool examples as (text, label) demonstrations, as `Cascade.run` picks
-    them from the example store (same embeddings, label filter and order). The store lives in a
+    """text -> the k nearest pool examples (with their similarity), as `Cascade.run` picks them from
+    the example store (same embeddings, label filter and order). The store lives in a
     temporary directory and holds the pool only, so no fit or test item can retrieve itself. It is
     built on the first call: a run whose log-probs are all cached embeds nothing."""
     if k == 0:
@@ -73,18 +73,33 @@ def _retriever(pool, labels: list[str], k: int, order: str):
     with tempfile.TemporaryDirectory(prefix="cascade-calibrate-") as tmp:
         stores: list[ExampleStore] = []
 
-        def nearest(text: str) -> list[tuple[str, str]]:
+        def nearest(text: str) -> list[Example]:
             if not stores:
                 stores.append(ExampleStore(path=Path(tmp) / "qdrant"))
                 stores[0].add("calibration", [Example(text=e.text, label=e.label, source="calibration:pool")
                                               for e in pool])
-            return [(d.text, d.label) for d in stores[0].nearest("calibration", text, k, labels, order=order)]
+            return stores[0].nearest("calibration", text, k, labels, order=order)
 
         try:
             yield nearest
         finally:
             for store in stores:
                 store.close()
+
+
+def _with_votes(z: np.ndarray, shown: list, labels: list[str], weight: float) -> np.ndarray:
+    """The model's log-probs [n, k] blended with each item's neighbour vote, as the cascade's graph
+    blends them at run time (`agents.classify.blend_vote`), back in log space for the calibrator."""
+    from scipy.special import softmax
+
+    from agents.classify import blend_vote, neighbour_vote
+
+    rows = []
+    for probs, neighbours in zip(softmax(z, axis=1), shown):
+        vote = neighbour_vote([(d.label, d.score) for d in neighbours], labels)
+        blended = blend_vote(dict(zip(labels, probs)), vote, weight)
+        rows.append(np.log(np.maximum([blended[label] for label in labels], 1e-300)))
+    return np.array(rows).reshape(z.shape)
 
 
 def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size: int, seed: int = 0,
@@ -113,7 +128,11 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
     if demos < 0 or (demos and demo_pool < demos):
         raise InvalidInputError(f"--demos must be >= 0 and the demonstration pool at least that large; "
                                 f"got demos={demos}, demo pool={demo_pool}")
-    PROMPT_VERSION = spec.prompt_version([("", "")] * demos)  # the prompt the cascade builds with k demonstrations
+    examples = settings.tasks[task].examples if task in settings.tasks else None
+    order = examples.order if examples else "nearest_last"
+    vote_weight = examples.vote_weight if examples and demos else 0.0
+    # the prompt (and vote) the cascade uses once the store holds k examples
+    PROMPT_VERSION = spec.prompt_version([("", "")] * demos, vote_weight)
     (fit_set, fit), (test_set, test), (_, pool), label_list = _splits(
         data, fit_size, test_size, demo_pool if demos else 0, seed, data_root, labels, spec.labels)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -122,23 +141,30 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
     # Retrieved demonstrations depend on the pool's content (which the split sizes change), so the
     # cached scores are keyed by it.
     pool_id = "-pool" + hashlib.sha256("\n".join(e.text for e in pool).encode()).hexdigest()[:12] if demos else ""
-    order = settings.tasks[task].examples.order if task in settings.tasks else "nearest_last"
+    # The cache holds the model's own log-probs, so it is keyed by the prompt without the vote.
+    scored_prompt = spec.prompt_version([("", "")] * demos)
 
-    def scores(dataset, examples, what, retrieve):
-        name = f"{dataset.name}-{model_hash[:12]}-{PROMPT_VERSION}{pool_id}-{labels_id(label_list)}.npz"
-        z = collect_label_logprobs(backend, examples, label_list, progress=progress,
+    def scores(dataset, items, what, retrieve):
+        name = f"{dataset.name}-{model_hash[:12]}-{scored_prompt}{pool_id}-{labels_id(label_list)}.npz"
+        shown = None if retrieve is None else (lambda text: [(d.text, d.label) for d in retrieve(text)])
+        z = collect_label_logprobs(backend, items, label_list, progress=progress,
                                    cache=LogprobCache(cache_dir / name, len(label_list)),
-                                   description=f"{what} ({dataset.name})", demonstrations=retrieve,
+                                   description=f"{what} ({dataset.name})", demonstrations=shown,
                                    instruction=spec.instruction)
         ok = np.isfinite(z).all(axis=1)
-        return z[ok], dataset.gold_index([e for e, keep in zip(examples, ok) if keep]), int((~ok).sum())
+        kept = [e for e, keep in zip(items, ok) if keep]
+        z = z[ok]
+        if vote_weight:
+            z = _with_votes(z, [retrieve(e.text) for e in kept], label_list, vote_weight)
+        return z, dataset.gold_index(kept), int((~ok).sum())
 
     with _retriever(pool, label_list, demos, order) as retrieve:
         z_fit, gold_fit, skipped_fit = scores(fit_set, fit, "fit split", retrieve)
         z_test, gold_test, skipped_test = scores(test_set, test, "test split", retrieve)
     source = {"data": data, "fit_set": fit_set.name, "test_set": test_set.name, "fit_size": len(gold_fit),
               "test_size": len(gold_test), "seed": seed, "tier": tier.name, "model_path": tier.model_path,
-              "demonstrations": {"k": demos, "pool_size": len(pool), "order": order} if demos else None}
+              "demonstrations": {"k": demos, "pool_size": len(pool), "order": order,
+                                 "vote_weight": vote_weight} if demos else None}
     if method == "auto":  # chosen on the fit split alone; the test split only measures the choice
         from orchestrator.calibration_select import choose_method
 

@@ -152,9 +152,14 @@ class Cascade:
         demos = [(e.text, e.label) for e in shown]
         fields, item_params = spec.item_fields(payload)
         payload = {"text": text, "labels": labels, "demonstrations": demos, **fields}
-        prompt_version = spec.prompt_version(demos)
+        vote_weight = task_settings.examples.vote_weight if shown else 0.0
+        prompt_version = spec.prompt_version(demos, vote_weight)
         params = {"labels": labels, **spec.evidence(text), **item_params, "demonstrations": [e.id for e in shown],
                   "data_policy": policy}
+        if vote_weight:
+            payload["neighbour_vote"] = params["neighbour_vote"] = classification.neighbour_vote(
+                [(e.label, e.score) for e in shown], labels)
+            params["vote_weight"] = vote_weight
 
         if resume_run_id is None:
             run_id, attempts = self.audit.start_run(task, text, params, self._config_hash, run_id=run_id), []
@@ -164,7 +169,7 @@ class Cascade:
         privacy = ItemPrivacy(external=policy["external"], redact=partial(self._redact, task))
         run_task = spec.runner(lambda texts: self._embedder().embed(texts), task_settings)
         context = CascadeContext(tiers=self._tiers, run_task=run_task, prompt_version=prompt_version,
-                                 threshold=task_settings.threshold,
+                                 threshold=task_settings.threshold, vote_weight=vote_weight,
                                  calibration=partial(self._calibration, task, prompt_version), privacy=privacy,
                                  class_thresholds=task_settings.class_thresholds,
                                  review_below_threshold=frozenset(task_settings.review_below_threshold))

@@ -236,13 +236,14 @@ def _calibrate_tier1(config: Path, data_dir: Path, rest: Sequence[Example], labe
                                                             "kept_accuracy", "guarantee_held")}}
 
 
-def _stream_config(path: Path, threshold: float, k: int, learn_min_confidence: float, threads: int | None) -> Path:
+def _stream_config(path: Path, threshold: float, k: int, learn_min_confidence: float, threads: int | None,
+                   vote_weight: float = 0.0) -> Path:
     tiers = [{"name": "smollm2-135m", "kind": "llama_cpp", "model_path": "bundled:smollm2", "n_ctx": N_CTX},
              {"name": "gemma3-270m", "kind": "llama_cpp", "model_path": "bundled:gemma3-270m", "n_ctx": N_CTX}]
     if threads:
         for tier in tiers:
             tier["n_threads"] = threads
-    tasks = {"classify": {"threshold": threshold, "examples": {"k": k, "learn": True,
+    tasks = {"classify": {"threshold": threshold, "examples": {"k": k, "learn": True, "vote_weight": vote_weight,
                                                                "learn_min_confidence": learn_min_confidence}}}
     path.write_text(yaml.safe_dump({"tiers": tiers, "tasks": tasks}))
     return path
@@ -253,7 +254,7 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
                root: str | Path | None = None, models_dir: Path | None = None, budget_min: float | None = None,
                backends: dict[str, Any] | None = None, embedder: Embedder | None = None,
                calibration: tuple[int, int, int] | None = None, target_accuracy: float = 0.95,
-               progress: Progress | None = None) -> dict[str, Any]:
+               vote_weight: float = 0.0, progress: Progress | None = None) -> dict[str, Any]:
     """Run SMS items in order through a two-tier Cascade (SmolLM2, then Gemma-3-270M, both
     in-process) with learning on, in a temporary data dir seeded with n_seed labelled examples.
 
@@ -266,6 +267,9 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
     (target accuracy `target_accuracy`) on `fit` messages outside the seed and the stream, with
     demonstrations retrieved from `pool` others, and checked on `test` more; the stream's tier 1
     then keeps an answer when the artifact's threshold says so instead of the fixed `threshold`.
+    With `vote_weight` > 0 each tier's label probabilities are blended with the retrieved examples'
+    similarity-weighted vote (`examples.vote_weight`), in the calibration fit too: a store that grows
+    with resolved escalations then raises the confidence of items like them, not only their prompt.
     The artifact is fitted once: as the store grows, its calibration may drift, which the per-window
     kept accuracy shows. `budget_min` stops the stream after the item that exceeds it (the result
     says so).
@@ -279,7 +283,7 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
     started_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cascade-stream-") as tmp:
         tmp_path = Path(tmp)
-        config = _stream_config(tmp_path / "cascade.yaml", threshold, k, learn_min_confidence, threads)
+        config = _stream_config(tmp_path / "cascade.yaml", threshold, k, learn_min_confidence, threads, vote_weight)
         if resolver == "tier" and "gemma3-270m" not in (backends or {}):
             # Link the assembled Gemma file in rather than assembling it again in the temp dir.
             gemma = resolve_model_path("bundled:gemma3-270m", models_dir or tmp_path / "data")
@@ -305,7 +309,7 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
                     break
     return {"data": "sms", "resolver": resolver, "n_requested": n, "n_done": len(records), "window": window,
             "threshold": None if calibrated else threshold, "calibration": calibrated or None,
-            "k": k, "n_seed": len(seeds), "learn_min_confidence": learn_min_confidence,
+            "k": k, "n_seed": len(seeds), "learn_min_confidence": learn_min_confidence, "vote_weight": vote_weight,
             "stopped_by_budget": len(records) < len(stream), "minutes": (time.perf_counter() - started_all) / 60,
             "windows": stream_windows(records, window), "records": records}
 
@@ -332,7 +336,8 @@ def _stream_item(cascade, e: Example, labels: list[str], resolver: str, index: i
         final = e.label  # the oracle's answer is the gold label by construction
     elif escalated:
         learned = "learned_example" in (cascade.audit.get_run(result.run_id)["params"] or {})
-    record.update(tier1_answer=first.answer, tier1_confidence=first.confidence, calibration=first.calibration,
+    record.update(tier1_answer=first.answer, tier1_confidence=first.confidence,
+                  tier1_model_confidence=first.raw_confidence, calibration=first.calibration,
                   escalated=escalated, final=final,
                   final_tier=result.tier_name, learned=learned, ms=(time.perf_counter() - started) * 1000)
     return record

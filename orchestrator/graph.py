@@ -15,6 +15,7 @@ from typing import Any, Callable, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
+from agents.classify import blend_vote
 from agents.errors import InvalidOutputError, ModelError
 from agents.redaction import Redactor
 from agents.results import Attempt, TierOutput
@@ -59,6 +60,7 @@ class CascadeContext:
     # probabilities into a calibrated confidence and a fitted threshold
     calibration: Callable[[TierHandle, list[str]], tuple[CalibrationArtifact | None, str]]
     privacy: ItemPrivacy = ItemPrivacy()
+    vote_weight: float = 0.0  # share of the shown examples' vote (payload["neighbour_vote"]) in label probabilities
     class_thresholds: Mapping[str, float] = field(default_factory=dict)  # configured per-label thresholds
     review_below_threshold: frozenset[str] = frozenset()  # labels the last tier may not keep unsure
 
@@ -102,6 +104,12 @@ def attempt(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeSta
     record.answer = output.answer
     record.label_probs = output.label_probs
     record.confidence = record.raw_confidence = output.confidence
+    vote = state["payload"].get("neighbour_vote")
+    if ctx.vote_weight and vote and output.label_probs:
+        # The model's own top probability stays in raw_confidence; answer and confidence are the blend's.
+        record.label_probs = blend_vote(output.label_probs, vote, ctx.vote_weight)
+        record.answer = max(record.label_probs, key=record.label_probs.get)
+        record.confidence = record.label_probs[record.answer]
     record.checks = list(output.checks)
     artifact = None
     if output.label_probs:

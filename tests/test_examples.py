@@ -62,11 +62,12 @@ def scores(p_first: float) -> dict[str, float]:
     return {LABELS[0]: math.log(p_first), LABELS[1]: math.log(1 - p_first)}
 
 
-def cascade_with(tmp_path, t0, t1, embedder, k=2):
+def cascade_with(tmp_path, t0, t1, embedder, k=2, vote_weight=0.0):
     tiers = [{"name": "t0", "kind": "llama_cpp", "model_path": "x.gguf"},
              {"name": "t1", "kind": "llama_cpp", "model_path": "y.gguf"}]
     config = write_config(tmp_path / "c.yaml", tiers, threshold=0.8)
-    config.write_text(config.read_text().replace("threshold: 0.8", f"threshold: 0.8\n    examples: {{k: {k}}}"))
+    config.write_text(config.read_text().replace(
+        "threshold: 0.8", f"threshold: 0.8\n    examples: {{k: {k}, vote_weight: {vote_weight}}}"))
     cascade = Cascade.from_config(config, data_dir=str(tmp_path / "data"), backends={"t0": t0, "t1": t1})
     cascade._examples = ExampleStore(path=tmp_path / "data" / "qdrant", embedder=embedder)
     return cascade
@@ -85,6 +86,39 @@ def test_a_learned_example_changes_the_next_similar_items_prompt(tmp_path, embed
     assert learned and "My debit card was stolen from my bag\nLabel: lost or stolen card" in t0.calls[1]["item"]
     assert second_run["params"]["demonstrations"] == [learned]
     assert second.attempts[0].prompt_version.endswith("+demos1")
+
+
+def test_a_learned_example_raises_the_next_similar_items_confidence_through_its_vote(tmp_path, embedder):
+    # Tier 1 says 0.6 both times. The second item's stored neighbour (the first, learned from tier 2)
+    # votes for the same label, so with vote weight 0.5 its confidence is the blend, above 0.6.
+    t0 = FakeScoringBackend([scores(0.6), scores(0.6)])
+    t1 = FakeScoringBackend([scores(0.97), scores(0.97)])
+    with cascade_with(tmp_path, t0, t1, embedder, vote_weight=0.5) as cascade:
+        first = cascade.classify("My debit card was stolen from my bag", LABELS)
+        second = cascade.classify("My credit card got stolen from my car", LABELS)
+        params = cascade.audit.get_run(second.run_id)["params"]
+    assert first.attempts[0].prompt_version == "classify-v2" and first.attempts[0].confidence == pytest.approx(0.6)
+    vote = params["neighbour_vote"]
+    assert params["vote_weight"] == 0.5 and vote[LABELS[0]] > 0.6
+    tier1 = second.attempts[0]
+    assert tier1.prompt_version == "classify-v2+demos1+vote0.5"
+    assert tier1.raw_confidence == pytest.approx(0.6)
+    assert tier1.answer == LABELS[0] and tier1.confidence == pytest.approx(0.5 * 0.6 + 0.5 * vote[LABELS[0]])
+
+
+def test_neighbour_vote_is_sure_only_when_near_neighbours_agree():
+    from agents.classify import blend_vote, neighbour_vote
+
+    near = neighbour_vote([("spam", 0.9), ("spam", 0.85), ("spam", 0.8)], ["spam", "ham"])
+    far = neighbour_vote([("spam", 0.1), ("spam", -0.2)], ["spam", "ham"])
+    split = neighbour_vote([("spam", 0.8), ("ham", 0.8)], ["spam", "ham"])
+    assert near["spam"] == pytest.approx((0.5 + 2.55) / 3.55) and near["spam"] > 0.85
+    assert far["spam"] == pytest.approx(0.6 / 1.1)  # a negative similarity counts as 0
+    assert split == {"spam": pytest.approx(0.5), "ham": pytest.approx(0.5)}
+    assert neighbour_vote([("other", 0.9)], ["spam", "ham"]) == {"spam": 0.5, "ham": 0.5}
+    assert blend_vote({"spam": 0.2, "ham": 0.8}, near, 0.5)["spam"] == pytest.approx(0.1 + near["spam"] / 2)
+    with pytest.raises(ValueError, match="vote is over"):
+        blend_vote({"a": 0.5, "b": 0.5}, near, 0.5)
 
 
 def test_learn_false_keeps_an_item_out_of_the_store(tmp_path, embedder):

@@ -120,12 +120,16 @@ def test_calibrated_stream_fits_tier1_outside_the_stream_and_runs_on_that_artifa
     # Real SmolLM2: the artifact is fitted on 30 messages outside the seed and the stream (their
     # demonstrations from 30 others), checked on 10 more, and every stream item's tier-1 attempt
     # names it; the fixed threshold is not used.
+    # With a vote weight, the artifact is fitted on the blended probabilities, and matched by the
+    # prompt version that names the weight.
     result = run_stream(n=3, window=3, resolver="reviewer", n_seed=4, k=2, threads=1, embedder=embedder,
-                        calibration=(30, 10, 30), target_accuracy=0.8)
+                        calibration=(30, 10, 30), target_accuracy=0.8, vote_weight=0.5)
     calibration = result["calibration"]
     assert result["threshold"] is None and calibration["fit_size"] == 30 and calibration["test_size"] == 10
     assert 0.0 <= calibration["test"]["ece"] <= 1.0 and calibration["target_accuracy"] == 0.8
     assert all(r["calibration"].startswith(calibration["artifact"] + " (") for r in result["records"])
+    assert result["vote_weight"] == 0.5
+    assert all(0 < r["tier1_model_confidence"] <= 1 for r in result["records"])
 
 
 @needs_shared
