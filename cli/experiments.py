@@ -96,7 +96,7 @@ def stream(data: Annotated[str, typer.Option("--data", help="only sms for now")]
            n_seed: Annotated[int, typer.Option("--n-seed", help="labelled examples in the store at the start")] = 20,
            learn_min_confidence: Annotated[float, typer.Option("--learn-min-confidence")] = 0.9,
            budget_min: Annotated[Optional[float], typer.Option("--budget-min", help="stop after this many minutes (partial result, stated)")] = None,
-           models_dir: Annotated[Optional[Path], typer.Option("--models-dir", help="data dir holding (or to hold) the assembled Gemma file")] = None,
+           models_dir: Annotated[Optional[Path], typer.Option("--models-dir", help="data dir holding (or to hold) the assembled Gemma file and the cache of tier 1's calibration log-probs")] = None,
            plot: Annotated[Optional[Path], typer.Option("--plot", help="write the per-window PNG here")] = None,
            calibrate: Annotated[Optional[str], typer.Option("--calibrate", help="FIT,TEST,POOL: first fit tier 1's "
                                 "calibration artifact on FIT messages outside the seed and the stream (demonstrations "

@@ -107,9 +107,10 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
                     target_escalation_rate: float | None = None, max_escalation_share: float | None = None,
                     per_class: bool = False, labels: list[str] | None = None, data_root: Path | None = None,
                     demos: int = 0, demo_pool: int = 1000, report_dir: Path | None = None,
-                    progress: bool = True) -> dict[str, Any]:
+                    cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Collect tier-1 log-probs on a fit split and a disjoint test split (cached in the data dir),
-    fit, evaluate, save. Returns {"artifact", "report", "path", "report_dir", "skipped"}.
+    fit, evaluate, save. Returns {"artifact", "report", "path", "report_dir", "skipped"}. The log-prob
+    cache lives in `cache_dir` (default: the data dir's calibration/cache).
 
     With `demos` = k > 0 every item's prompt carries its k nearest examples from a third disjoint
     part (`demo_pool` items), as the cascade's prompts do once the task's example store holds at
@@ -137,7 +138,7 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
         data, fit_size, test_size, demo_pool if demos else 0, seed, data_root, labels, spec.labels)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     tier, backend, model_hash = _tier1(settings)
-    cache_dir = settings.data_dir / "calibration" / "cache"
+    cache_dir = cache_dir or settings.data_dir / "calibration" / "cache"
     # Retrieved demonstrations depend on the pool's content (which the split sizes change), so the
     # cached scores are keyed by it.
     pool_id = "-pool" + hashlib.sha256("\n".join(e.text for e in pool).encode()).hexdigest()[:12] if demos else ""

@@ -49,7 +49,7 @@ from routers.eval_policies import accuracy, compare_policies, curves, knn_win_ra
 
 from .contract_review import PASSAGES, review_contract
 from .cuad import load_cuad
-from .eval_qa import calibration_summary, encode, fit_cascade
+from .eval_qa import calibration_summary, fit_cascade, judge_cost, outcomes_of
 from .eval_replay import (
     RecordingScorer,
     TierSpec,
@@ -233,16 +233,8 @@ def run_eval_contract(data: str, *, n: int, fit_size: int, data_dir: Path, seed:
     checked = _judged(verifier, test, [shown[i] for i in test_idx], [out[small.name][i] for i in test_idx],
                       file(verifier, f"{qa_checks.JUDGE_VERSION}-{version}"), progress)
     p_yes = np.array([c["p_yes"] for c in checked])
-    verify_cost = price_small.cost(np.array([c["tokens_in"] for c in checked], float),
-                                   np.array([c["tokens_out"] for c in checked], float))
-
-    def column(tier: TierSpec, key: str) -> np.ndarray:
-        return np.array([out[tier.name][i].get(key) or 0 for i in test_idx], dtype=float)
-
-    t = encode(small_right[test_idx], large_right[test_idx],
-               price_small.cost(column(small, "tokens_in"), column(small, "tokens_out")),
-               price_large.cost(column(large, "tokens_in"), column(large, "tokens_out")),
-               column(small, "ms"), column(large, "ms"))
+    verify_cost = judge_cost(checked, price_small)
+    t = outcomes_of(small_right, large_right, out[small.name], out[large.name], test_idx, price_small, price_large)
     t = dataclasses.replace(t, shared_ms=np.array([shown[i]["ms"] for i in test_idx]))  # retrieval: every policy's
     prompts = [f"{contracts.question(p.category)}\n{' '.join(s['passages'])}" for p, s in zip(pairs, shown)]
     vectors, knn_ms = embed_cached(prompts, embed, cache_dir / f"{name}-contract-prompts-all-MiniLM-L6-v2.npz")

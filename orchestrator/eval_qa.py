@@ -47,7 +47,8 @@ from .eval_replay import (
 )
 from .qa_bench import halueval_right, halueval_rows
 
-__all__ = ["FEATURES", "calibration_summary", "encode", "fit_cascade", "qa_splits", "run_eval_qa", "run_qa_tier"]
+__all__ = ["FEATURES", "calibration_summary", "encode", "fit_cascade", "judge_cost", "outcomes_of", "qa_splits",
+           "run_eval_qa", "run_qa_tier"]
 
 FEATURES = ["answer_logit", "span_ok", "similarity", "grounding"]
 _FIELDS = ("knowledge", "question", "right_answer")
@@ -132,6 +133,25 @@ def encode(small_right, large_right, small_cost, large_cost, small_ms, large_ms)
                         shared_ms=np.zeros(len(s)))
 
 
+def outcomes_of(small_right, large_right, small_records: list[dict], large_records: list[dict], test_idx,
+                price_small, price_large, small_extra_ms=0.0) -> TierOutcomes:
+    """The test items' outcomes from the two tiers' cached answer records: right or not, the price
+    of their tokens and their time (plus `small_extra_ms` per item that only tier 1 spends)."""
+    def column(records: list[dict], key: str) -> np.ndarray:
+        return np.array([records[i].get(key) or 0 for i in test_idx], dtype=float)
+
+    return encode(small_right[test_idx], large_right[test_idx],
+                  price_small.cost(column(small_records, "tokens_in"), column(small_records, "tokens_out")),
+                  price_large.cost(column(large_records, "tokens_in"), column(large_records, "tokens_out")),
+                  column(small_records, "ms") + small_extra_ms, column(large_records, "ms"))
+
+
+def judge_cost(checked: list[dict], price) -> np.ndarray:
+    """What the self-verification judge's calls on the test items cost, at tier 1's price."""
+    return price.cost(np.array([c["tokens_in"] for c in checked], float),
+                      np.array([c["tokens_out"] for c in checked], float))
+
+
 def _right(records: list[dict], rows: list[dict]) -> np.ndarray:
     return np.array([a["status"] == "answered" and halueval_right(a["answer"], r["right_answer"])
                      for a, r in zip(records, rows)])
@@ -197,16 +217,9 @@ def run_eval_qa(data: str, *, n: int, fit_size: int, data_dir: Path, seed: int =
     checked = _judged(verifier, test, [out[small.name][i] for i in test_idx],
                       file(verifier, f"{qa_checks.JUDGE_VERSION}-{version}"), progress)
     p_yes = np.array([c["p_yes"] for c in checked])
-    verify_cost = price_small.cost(np.array([c["tokens_in"] for c in checked], float),
-                                   np.array([c["tokens_out"] for c in checked], float))
-
-    def column(tier: TierSpec, key: str) -> np.ndarray:
-        return np.array([out[tier.name][i].get(key) or 0 for i in test_idx], dtype=float)
-
-    t = encode(small_right[test_idx], large_right[test_idx],
-               price_small.cost(column(small, "tokens_in"), column(small, "tokens_out")),
-               price_large.cost(column(large, "tokens_in"), column(large, "tokens_out")),
-               column(small, "ms") + signal_ms[test_idx], column(large, "ms"))
+    verify_cost = judge_cost(checked, price_small)
+    t = outcomes_of(small_right, large_right, out[small.name], out[large.name], test_idx, price_small, price_large,
+                    small_extra_ms=signal_ms[test_idx])
     quality = accuracy
     q_vectors, q_ms = embed_cached([r["question"] for r in rows], embed, cache_dir / f"{name}-questions-all-MiniLM-L6-v2.npz")
     fit_wins = ~small_right[fit_idx] & large_right[fit_idx]

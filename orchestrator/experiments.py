@@ -212,7 +212,8 @@ def stream_items(n: int, n_seed: int, seed: int = 0, root: str | Path | None = N
 
 
 def _calibrate_tier1(config: Path, data_dir: Path, rest: Sequence[Example], labels: list[str], k: int,
-                     sizes: tuple[int, int, int], target_accuracy: float, seed: int) -> dict[str, Any]:
+                     sizes: tuple[int, int, int], target_accuracy: float, seed: int,
+                     cache_dir: Path | None) -> dict[str, Any]:
     """Fit tier 1's calibration artifact (`cascade calibrate` with k retrieved demonstrations) on
     messages that are neither seeds nor in the stream, saved in the stream's data dir, where every
     run of the stream then uses it. Returns the artifact id and its test-split figures."""
@@ -228,7 +229,7 @@ def _calibrate_tier1(config: Path, data_dir: Path, rest: Sequence[Example], labe
     settings = load_settings(config, data_dir=str(data_dir))
     result = run_calibration(settings, "classify", str(rows), fit_size=fit_size, test_size=test_size, seed=seed,
                              target_accuracy=target_accuracy, labels=labels, demos=k, demo_pool=pool_size,
-                             report_dir=data_dir.parent / "calibration-report", progress=False)
+                             report_dir=data_dir.parent / "calibration-report", cache_dir=cache_dir, progress=False)
     report = result["report"]
     return {"artifact": result["artifact"].id, "method": result["artifact"].method, "fit_size": fit_size,
             "test_size": test_size, "pool_size": pool_size, "target_accuracy": target_accuracy,
@@ -291,8 +292,10 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
             link = tmp_path / "data" / "models" / gemma.name
             if not link.exists():
                 link.symlink_to(gemma.resolve())
+        # Tier 1's calibration log-probs are cached in the models dir, when given, to outlive the temp dir.
+        cache_dir = models_dir / "calibration" / "cache" if models_dir else None
         calibrated = calibration and _calibrate_tier1(config, tmp_path / "data", rest, labels, k, calibration,
-                                                      target_accuracy, seed)
+                                                      target_accuracy, seed, cache_dir)
         with Cascade.from_config(config, data_dir=str(tmp_path / "data"), backends=backends) as cascade:
             if embedder is not None:
                 cascade._examples = ExampleStore(path=tmp_path / "data" / "qdrant", embedder=embedder)
