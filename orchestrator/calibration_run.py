@@ -18,15 +18,17 @@ from agents.errors import ConfigError, InvalidInputError
 __all__ = ["run_calibration"]
 
 
-def _tier1(settings):
-    """The first tier as a scoring backend, with its model file hash."""
+def _scoring_tier(settings, index: int):
+    """The ladder's tier `index` (0: the first) as a scoring backend, with its model file hash."""
     from orchestrator.config import LlamaCppTier
     from orchestrator.models import file_sha256, resolve_model_path
 
-    tier = settings.tiers[0]
+    if not 0 <= index < len(settings.tiers):
+        raise ConfigError(f"the ladder has {len(settings.tiers)} tiers; there is no tier {index + 1} to calibrate")
+    tier = settings.tiers[index]
     if not isinstance(tier, LlamaCppTier):
-        raise ConfigError(f"calibration scores labels with the first tier's logits; tier {tier.name!r} is "
-                          f"{tier.kind}, not llama_cpp: put a local GGUF tier first")
+        raise ConfigError(f"calibration scores labels with the tier's logits; tier {tier.name!r} is "
+                          f"{tier.kind}, not llama_cpp: calibrate a local GGUF tier")
     from agents.backends.llama_cpp import LlamaCppBackend, LlamaCppOptions
 
     path = resolve_model_path(tier.model_path, settings.data_dir, tier_name=tier.name)
@@ -107,10 +109,11 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
                     target_escalation_rate: float | None = None, max_escalation_share: float | None = None,
                     per_class: bool = False, labels: list[str] | None = None, data_root: Path | None = None,
                     demos: int = 0, demo_pool: int = 1000, report_dir: Path | None = None,
-                    cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+                    cache_dir: Path | None = None, tier_index: int = 0, progress: bool = True) -> dict[str, Any]:
     """Collect tier-1 log-probs on a fit split and a disjoint test split (cached in the data dir),
     fit, evaluate, save. Returns {"artifact", "report", "path", "report_dir", "skipped"}. The log-prob
-    cache lives in `cache_dir` (default: the data dir's calibration/cache).
+    cache lives in `cache_dir` (default: the data dir's calibration/cache). `tier_index` picks the
+    tier to calibrate (default the first; each tier's artifact matches its own model file).
 
     With `demos` = k > 0 every item's prompt carries its k nearest examples from a third disjoint
     part (`demo_pool` items), as the cascade's prompts do once the task's example store holds at
@@ -137,7 +140,7 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
     (fit_set, fit), (test_set, test), (_, pool), label_list = _splits(
         data, fit_size, test_size, demo_pool if demos else 0, seed, data_root, labels, spec.labels)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    tier, backend, model_hash = _tier1(settings)
+    tier, backend, model_hash = _scoring_tier(settings, tier_index)
     cache_dir = cache_dir or settings.data_dir / "calibration" / "cache"
     # Retrieved demonstrations depend on the pool's content (which the split sizes change), so the
     # cached scores are keyed by it.

@@ -211,10 +211,10 @@ def stream_items(n: int, n_seed: int, seed: int = 0, root: str | Path | None = N
     return seeds, stream, dataset.labels, rest
 
 
-def _calibrate_tier1(config: Path, data_dir: Path, rest: Sequence[Example], labels: list[str], k: int,
-                     sizes: tuple[int, int, int], target_accuracy: float, seed: int,
-                     cache_dir: Path | None) -> dict[str, Any]:
-    """Fit tier 1's calibration artifact (`cascade calibrate` with k retrieved demonstrations) on
+def _calibrate_tier(config: Path, data_dir: Path, rest: Sequence[Example], labels: list[str], k: int,
+                    sizes: tuple[int, int, int], target_accuracy: float, seed: int,
+                    cache_dir: Path | None, tier_index: int = 0) -> dict[str, Any]:
+    """Fit one tier's calibration artifact (`cascade calibrate` with k retrieved demonstrations) on
     messages that are neither seeds nor in the stream, saved in the stream's data dir, where every
     run of the stream then uses it. Returns the artifact id and its test-split figures."""
     from .calibration_run import run_calibration
@@ -229,7 +229,8 @@ def _calibrate_tier1(config: Path, data_dir: Path, rest: Sequence[Example], labe
     settings = load_settings(config, data_dir=str(data_dir))
     result = run_calibration(settings, "classify", str(rows), fit_size=fit_size, test_size=test_size, seed=seed,
                              target_accuracy=target_accuracy, labels=labels, demos=k, demo_pool=pool_size,
-                             report_dir=data_dir.parent / "calibration-report", cache_dir=cache_dir, progress=False)
+                             report_dir=data_dir.parent / f"calibration-report-tier{tier_index + 1}",
+                             cache_dir=cache_dir, tier_index=tier_index, progress=False)
     report = result["report"]
     return {"artifact": result["artifact"].id, "method": result["artifact"].method, "fit_size": fit_size,
             "test_size": test_size, "pool_size": pool_size, "target_accuracy": target_accuracy,
@@ -267,7 +268,9 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
     calibration=(fit, test, pool): before the stream, tier 1 gets a calibration artifact fitted
     (target accuracy `target_accuracy`) on `fit` messages outside the seed and the stream, with
     demonstrations retrieved from `pool` others, and checked on `test` more; the stream's tier 1
-    then keeps an answer when the artifact's threshold says so instead of the fixed `threshold`.
+    then keeps an answer when the artifact's threshold says so instead of the fixed `threshold`. With
+    resolver="tier", tier 2 gets its own artifact the same way: its calibrated confidence decides
+    what is learned (an uncalibrated Gemma-3-270M leans to "spam" and would teach that).
     With `vote_weight` > 0 each tier's label probabilities are blended with the retrieved examples'
     similarity-weighted vote (`examples.vote_weight`), in the calibration fit too: a store that grows
     with resolved escalations then raises the confidence of items like them, not only their prompt.
@@ -294,8 +297,11 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
                 link.symlink_to(gemma.resolve())
         # Tier 1's calibration log-probs are cached in the models dir, when given, to outlive the temp dir.
         cache_dir = models_dir / "calibration" / "cache" if models_dir else None
-        calibrated = calibration and _calibrate_tier1(config, tmp_path / "data", rest, labels, k, calibration,
-                                                      target_accuracy, seed, cache_dir)
+        calibrated = calibration and _calibrate_tier(config, tmp_path / "data", rest, labels, k, calibration,
+                                                     target_accuracy, seed, cache_dir)
+        if calibrated and resolver == "tier":  # tier 2's answers are kept and learned by its own calibration
+            calibrated["tier2"] = _calibrate_tier(config, tmp_path / "data", rest, labels, k, calibration,
+                                                  target_accuracy, seed, cache_dir, tier_index=1)
         with Cascade.from_config(config, data_dir=str(tmp_path / "data"), backends=backends) as cascade:
             if embedder is not None:
                 cascade._examples = ExampleStore(path=tmp_path / "data" / "qdrant", embedder=embedder)

@@ -133,6 +133,17 @@ def test_calibrated_stream_fits_tier1_outside_the_stream_and_runs_on_that_artifa
 
 
 @needs_shared
+def test_tier_resolver_stream_calibrates_tier_two_as_well(embedder, models_dir):
+    # Real SmolLM2 and Gemma: with tier 2 resolving escalations, Gemma gets its own artifact (its
+    # own model file, same prompt and vote); its calibrated confidence decides what is learned.
+    result = run_stream(n=2, window=2, resolver="tier", n_seed=4, k=2, threads=1, embedder=embedder,
+                        calibration=(30, 10, 30), target_accuracy=0.8, vote_weight=0.5, models_dir=models_dir)
+    tier1, tier2 = result["calibration"], result["calibration"]["tier2"]
+    assert tier1["artifact"] != tier2["artifact"] and tier2["fit_size"] == 30
+    assert 0.0 <= tier2["test"]["ece"] <= 1.0 and result["n_done"] == 2
+
+
+@needs_shared
 def test_stream_calibration_needs_enough_messages_outside_the_stream():
     with pytest.raises(InvalidInputError, match="only .* are left"):
         run_stream(n=5000, resolver="reviewer", calibration=(300, 200, 1000))
