@@ -208,7 +208,8 @@ def test_calibrate_with_retrieved_demonstrations(tmp_path, monkeypatch):
     store = ArtifactStore(tmp_path)
     assert store.latest("classify", model_hash, PROMPT_VERSION, ["spam", "ham"]) is None
     artifact = store.latest("classify", model_hash, f"{PROMPT_VERSION}+demos2", ["spam", "ham"])
-    assert artifact is not None and artifact.source["demonstrations"] == {"k": 2, "pool_size": 40, "order": "nearest_last"}
+    assert artifact is not None
+    assert artifact.source["demonstrations"] == {"k": 2, "pool_size": 40, "order": "nearest_last", "vote_weight": 0.0}
     [cache] = (tmp_path / "calibration" / "cache").glob("sms-*.npz")
     assert "+demos2-pool" in cache.name
     # Another fit size draws another pool from the same set: its scores must not replay these.
