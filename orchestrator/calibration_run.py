@@ -66,7 +66,8 @@ def _retriever(pool, labels: list[str], k: int, order: str):
     """text -> the k nearest pool examples (with their similarity), as `Cascade.run` picks them from
     the example store (same embeddings, label filter and order). The store lives in a
     temporary directory and holds the pool only, so no fit or test item can retrieve itself. It is
-    built on the first call: a run whose log-probs are all cached embeds nothing."""
+    built on the first call: a run whose log-probs are all cached, with no vote, embeds nothing.
+    Each text is looked up once: the prompt and the vote share its neighbours."""
     if k == 0:
         yield None
         return
@@ -74,13 +75,16 @@ def _retriever(pool, labels: list[str], k: int, order: str):
 
     with tempfile.TemporaryDirectory(prefix="cascade-calibrate-") as tmp:
         stores: list[ExampleStore] = []
+        found: dict[str, list[Example]] = {}
 
         def nearest(text: str) -> list[Example]:
             if not stores:
                 stores.append(ExampleStore(path=Path(tmp) / "qdrant"))
                 stores[0].add("calibration", [Example(text=e.text, label=e.label, source="calibration:pool")
                                               for e in pool])
-            return stores[0].nearest("calibration", text, k, labels, order=order)
+            if text not in found:
+                found[text] = stores[0].nearest("calibration", text, k, labels, order=order)
+            return found[text]
 
         try:
             yield nearest
