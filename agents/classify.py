@@ -69,10 +69,10 @@ def item_block(text: str, demonstrations: list[tuple[str, str]] = ()) -> str:
 def prompt_version(demonstrations: list[tuple[str, str]] = (), base: str = PROMPT_VERSION,
                    vote_weight: float = 0.0) -> str:
     """What a calibration artifact matches on: the prompt, how many demonstrations it shows, and the
-    weight of their vote in the label probabilities."""
+    weight of their (label-balanced) vote in the label probabilities."""
     if not demonstrations:
         return base
-    return f"{base}+demos{len(demonstrations)}" + (f"+vote{vote_weight:g}" if vote_weight else "")
+    return f"{base}+demos{len(demonstrations)}" + (f"+balvote{vote_weight:g}" if vote_weight else "")
 
 
 def classify_by_scoring(backend, item: str, labels: list[str], instruction: str = SYSTEM) -> TierOutput:
@@ -89,15 +89,23 @@ def classify_by_scoring(backend, item: str, labels: list[str], instruction: str 
 
 
 def neighbour_vote(neighbours: list[tuple[str, float | None]], labels: list[str],
-                   prior: float = 1.0) -> dict[str, float]:
+                   store_counts: dict[str, int] | None = None, prior: float = 1.0) -> dict[str, float]:
     """The retrieved examples' vote on an item's label, from (label, cosine similarity) pairs: each
     neighbour adds its similarity (a negative one counts as 0) to its label, and `prior` pseudo-votes
     spread evenly over the labels keep a few distant neighbours from sounding sure. Near neighbours
-    that agree give a confident vote; a sparse store gives an even one."""
+    that agree give a confident vote; a sparse store gives an even one.
+
+    `store_counts` (examples per label in the store searched) balances the vote: a neighbour counts
+    in inverse proportion to its label's share of the store, relative to an even share. A store
+    that learns mostly one label (the one the larger tier answers confidently) then does not
+    drown the others' neighbours, and the vote means the same as the store grows, which the
+    calibration fitted on another store relies on."""
     weights = {label: prior / len(labels) for label in labels}
+    total_stored = sum(store_counts.get(label, 0) for label in labels) if store_counts else 0
     for label, similarity in neighbours:
         if label in weights:
-            weights[label] += max(similarity or 0.0, 0.0)
+            balance = total_stored / (len(labels) * max(store_counts.get(label, 0), 1)) if total_stored else 1.0
+            weights[label] += max(similarity or 0.0, 0.0) * balance
     total = sum(weights.values())
     return {label: weight / total for label, weight in weights.items()}
 

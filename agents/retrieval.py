@@ -134,6 +134,15 @@ class ExampleStore:
     def count(self, task: str) -> int:
         return self.client.count(self.collection(task)).count if self._exists(task) else 0
 
+    def label_counts(self, task: str, labels: list[str]) -> dict[str, int]:
+        """How many stored examples carry each of `labels` (what balances the neighbours' vote)."""
+        if not self._exists(task):
+            return {label: 0 for label in labels}
+        from qdrant_client import models
+
+        return {label: self.client.count(self.collection(task), count_filter=models.Filter(must=[
+            models.FieldCondition(key="label", match=models.MatchValue(value=label))])).count for label in labels}
+
     def remove(self, task: str, ids: list[str]) -> int:
         from qdrant_client import models
 

@@ -61,39 +61,53 @@ def _splits(data: str, fit_size: int, test_size: int, pool_size: int, seed: int,
     return (dataset, fit), (dataset, held_out), (dataset, pool[0] if pool else []), dataset.labels
 
 
+class _PoolRetriever:
+    """text -> the k nearest pool examples (with their similarity), as `Cascade.run` picks them from
+    the example store (same embeddings, label filter and order). The store lives in a temporary
+    directory and holds the pool only, so no fit or test item can retrieve itself. It is built on
+    the first call: a run whose log-probs are all cached, with no vote, embeds nothing. Each text is
+    looked up once: the prompt and the vote share its neighbours."""
+
+    def __init__(self, pool, labels: list[str], k: int, order: str, directory: Path) -> None:
+        self.pool, self.labels, self.k, self.order, self.directory = pool, labels, k, order, directory
+        self.store = None
+        self.found: dict[str, list] = {}
+
+    def __call__(self, text: str) -> list:
+        if text not in self.found:
+            self.found[text] = self._store().nearest("calibration", text, self.k, self.labels, order=self.order)
+        return self.found[text]
+
+    def label_counts(self) -> dict[str, int]:
+        """The pool store's examples per label (near-duplicates are stored once), for the balanced vote."""
+        return self._store().label_counts("calibration", self.labels)
+
+    def _store(self):
+        from agents.retrieval import Example, ExampleStore
+
+        if self.store is None:
+            self.store = ExampleStore(path=self.directory / "qdrant")
+            self.store.add("calibration", [Example(text=e.text, label=e.label, source="calibration:pool")
+                                           for e in self.pool])
+        return self.store
+
+
 @contextmanager
 def _retriever(pool, labels: list[str], k: int, order: str):
-    """text -> the k nearest pool examples (with their similarity), as `Cascade.run` picks them from
-    the example store (same embeddings, label filter and order). The store lives in a
-    temporary directory and holds the pool only, so no fit or test item can retrieve itself. It is
-    built on the first call: a run whose log-probs are all cached, with no vote, embeds nothing.
-    Each text is looked up once: the prompt and the vote share its neighbours."""
     if k == 0:
         yield None
         return
-    from agents.retrieval import Example, ExampleStore
-
     with tempfile.TemporaryDirectory(prefix="cascade-calibrate-") as tmp:
-        stores: list[ExampleStore] = []
-        found: dict[str, list[Example]] = {}
-
-        def nearest(text: str) -> list[Example]:
-            if not stores:
-                stores.append(ExampleStore(path=Path(tmp) / "qdrant"))
-                stores[0].add("calibration", [Example(text=e.text, label=e.label, source="calibration:pool")
-                                              for e in pool])
-            if text not in found:
-                found[text] = stores[0].nearest("calibration", text, k, labels, order=order)
-            return found[text]
-
+        retriever = _PoolRetriever(pool, labels, k, order, Path(tmp))
         try:
-            yield nearest
+            yield retriever
         finally:
-            for store in stores:
-                store.close()
+            if retriever.store is not None:
+                retriever.store.close()
 
 
-def _with_votes(z: np.ndarray, shown: list, labels: list[str], weight: float) -> np.ndarray:
+def _with_votes(z: np.ndarray, shown: list, labels: list[str], weight: float,
+                store_counts: dict[str, int]) -> np.ndarray:
     """The model's log-probs [n, k] blended with each item's neighbour vote, as the cascade's graph
     blends them at run time (`agents.classify.blend_vote`), back in log space for the calibrator."""
     from scipy.special import softmax
@@ -102,7 +116,7 @@ def _with_votes(z: np.ndarray, shown: list, labels: list[str], weight: float) ->
 
     rows = []
     for probs, neighbours in zip(softmax(z, axis=1), shown):
-        vote = neighbour_vote([(d.label, d.score) for d in neighbours], labels)
+        vote = neighbour_vote([(d.label, d.score) for d in neighbours], labels, store_counts)
         blended = blend_vote(dict(zip(labels, probs)), vote, weight)
         rows.append(np.log(np.maximum([blended[label] for label in labels], 1e-300)))
     return np.array(rows).reshape(z.shape)
@@ -163,7 +177,7 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
         kept = [e for e, keep in zip(items, ok) if keep]
         z = z[ok]
         if vote_weight:
-            z = _with_votes(z, [retrieve(e.text) for e in kept], label_list, vote_weight)
+            z = _with_votes(z, [retrieve(e.text) for e in kept], label_list, vote_weight, retrieve.label_counts())
         return z, dataset.gold_index(kept), int((~ok).sum())
 
     with _retriever(pool, label_list, demos, order) as retrieve:

@@ -158,7 +158,7 @@ class Cascade:
                   "data_policy": policy}
         if vote_weight:
             payload["neighbour_vote"] = params["neighbour_vote"] = classification.neighbour_vote(
-                [(e.label, e.score) for e in shown], labels)
+                [(e.label, e.score) for e in shown], labels, self.examples.label_counts(task, labels))
             params["vote_weight"] = vote_weight
 
         if resume_run_id is None:

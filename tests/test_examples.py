@@ -41,6 +41,8 @@ def test_near_duplicates_are_stored_once(store):
     seed(store)
     again = store.add("classify", [Example(text="Someone stole my wallet with my bank card", label="lost or stolen card", source="x")])
     assert again == [] and store.count("classify") == 3
+    assert store.label_counts("classify", [*LABELS, "exchange rate", "refund"]) == {
+        "lost or stolen card": 1, "card arrival": 1, "exchange rate": 1, "refund": 0}
 
 
 def test_removing_an_example_removes_it_from_retrieval(store):
@@ -101,7 +103,7 @@ def test_a_learned_example_raises_the_next_similar_items_confidence_through_its_
     vote = params["neighbour_vote"]
     assert params["vote_weight"] == 0.5 and vote[LABELS[0]] > 0.6
     tier1 = second.attempts[0]
-    assert tier1.prompt_version == "classify-v2+demos1+vote0.5"
+    assert tier1.prompt_version == "classify-v2+demos1+balvote0.5"
     assert tier1.raw_confidence == pytest.approx(0.6)
     assert tier1.answer == LABELS[0] and tier1.confidence == pytest.approx(0.5 * 0.6 + 0.5 * vote[LABELS[0]])
 
@@ -119,6 +121,20 @@ def test_neighbour_vote_is_sure_only_when_near_neighbours_agree():
     assert blend_vote({"spam": 0.2, "ham": 0.8}, near, 0.5)["spam"] == pytest.approx(0.1 + near["spam"] / 2)
     with pytest.raises(ValueError, match="vote is over"):
         blend_vote({"a": 0.5, "b": 0.5}, near, 0.5)
+
+
+def test_neighbour_vote_is_balanced_by_the_stores_label_shares():
+    from agents.classify import neighbour_vote
+
+    # A store of 10 spam and 90 ham: a spam neighbour counts 100 / (2 x 10) = 5, a ham one 100 / 180.
+    shown = [("spam", 0.8), ("ham", 0.8), ("ham", 0.8), ("ham", 0.8)]
+    balanced = neighbour_vote(shown, ["spam", "ham"], {"spam": 10, "ham": 90})
+    spam, ham = 0.5 + 0.8 * 5, 0.5 + 3 * 0.8 * 100 / 180
+    assert balanced["spam"] == pytest.approx(spam / (spam + ham)) and balanced["spam"] > 0.7
+    assert neighbour_vote(shown, ["spam", "ham"])["spam"] == pytest.approx(1.3 / 4.2)  # unbalanced: outvoted
+    # An even store leaves the vote as it is; an empty one (no counts) too.
+    assert neighbour_vote(shown, ["spam", "ham"], {"spam": 50, "ham": 50}) == neighbour_vote(shown, ["spam", "ham"])
+    assert neighbour_vote(shown, ["spam", "ham"], {"spam": 0, "ham": 0}) == neighbour_vote(shown, ["spam", "ham"])
 
 
 def test_learn_false_keeps_an_item_out_of_the_store(tmp_path, embedder):
