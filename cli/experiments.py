@@ -109,7 +109,7 @@ def stream(data: Annotated[str, typer.Option("--data", help="only sms for now")]
            out_file: OutOpt = None, as_json: JsonOpt = False) -> None:
     """Items in order through the cascade with learning on; per window: escalation rate and kept-answer accuracy."""
     from orchestrator import load_settings
-    from orchestrator.experiments import plot_stream, run_stream
+    from orchestrator.stream_experiment import plot_stream, run_stream
 
     if data != "sms":
         _fail(UserError(f"the stream experiment runs on --data sms only, not {data!r}"))

@@ -10,10 +10,8 @@ import pytest
 from agents.backends import FakeScoringBackend
 from agents.errors import InvalidInputError
 from orchestrator.datasets import ENV_VAR, Example, data_root
-from orchestrator.experiments import (
-    condition_metrics, demo_splits, fixed_demonstrations, plot_stream, run_demos, run_stream, stream_items,
-    stream_windows,
-)
+from orchestrator.experiments import condition_metrics, demo_splits, fixed_demonstrations, run_demos
+from orchestrator.stream_experiment import plot_stream, run_stream, stream_items, stream_windows
 
 SMS = ["spam", "ham"]
 
