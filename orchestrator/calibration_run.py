@@ -137,7 +137,8 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
     part (`demo_pool` items), as the cascade's prompts do once the task's example store holds at
     least k examples: the artifact is for that prompt version (`classify-v2+demos{k}`). A task with
     its own prompt (fraud) is calibrated on that prompt and its fixed labels (`fraud-v1`)."""
-    from orchestrator.calibration import ArtifactStore, evaluate_artifact, fit_artifact, labels_id
+    from orchestrator.artifact_store import ArtifactStore
+    from orchestrator.calibration import evaluate_artifact, fit_artifact, labels_id
     from orchestrator.label_scoring import LogprobCache, collect_label_logprobs
     from orchestrator.tasks import TASKS
 

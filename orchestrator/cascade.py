@@ -23,7 +23,8 @@ from agents.results import Attempt, CascadeResult
 from agents.retrieval import Embedder, Example, ExampleStore
 
 from .audit import AuditStore, text_hash
-from .calibration import ArtifactStore, CalibrationArtifact
+from .artifact_store import ArtifactStore
+from .calibration import CalibrationArtifact
 from .config import (
     KNOWN_TASKS, EncoderTier, ExampleSettings, LitellmTier, LlamaCppTier, PrivacySettings, Settings, load_settings,
     protect_secrets,

@@ -11,7 +11,8 @@ from agents.backends import FakeScoringBackend
 from agents.classify import PROMPT_VERSION, prompt_version
 from agents.retrieval import Example
 from orchestrator import Cascade
-from orchestrator.calibration import ArtifactStore, apply_artifact, fit_artifact
+from orchestrator.artifact_store import ArtifactStore
+from orchestrator.calibration import apply_artifact, fit_artifact
 from tests.conftest import write_config
 
 LABELS = ["spam", "ham"]

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from agents.classify import PROMPT_VERSION
 from agents.errors import InvalidInputError
 from cli.calibrate import calibrate
+from orchestrator.artifact_store import ArtifactStore
 from orchestrator.calibration import (
-    ArtifactStore, CalibrationArtifact, apply_artifact, calibrated_predictions, evaluate_artifact, fit_artifact,
-    threshold_for,
+    CalibrationArtifact, apply_artifact, calibrated_predictions, evaluate_artifact, fit_artifact, threshold_for,
 )
 from orchestrator.datasets import ENV_VAR, data_root
 from routers import expected_calibration_error

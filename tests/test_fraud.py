@@ -15,7 +15,8 @@ from agents.backends import FakeScoringBackend
 from agents.errors import ConfigError, InvalidInputError
 from agents.fraud import INSTRUCTION, PROMPT_VERSION
 from orchestrator import Cascade, Jobs, load_settings
-from orchestrator.calibration import ArtifactStore, fit_artifact
+from orchestrator.artifact_store import ArtifactStore
+from orchestrator.calibration import fit_artifact
 from orchestrator.datasets import Dataset, Example, relabel
 from orchestrator.job_input import read_rows, row_format
 from tests.conftest import fake_tiers
