@@ -158,8 +158,10 @@ class Cascade:
         params = {"labels": labels, **spec.evidence(text), **item_params, "demonstrations": [e.id for e in shown],
                   "data_policy": policy}
         if vote_weight:
+            # The store's label counts balance the vote; the audit keeps them to explain it.
+            params["store_label_counts"] = self.examples.label_counts(task, labels)
             payload["neighbour_vote"] = params["neighbour_vote"] = classification.neighbour_vote(
-                [(e.label, e.score) for e in shown], labels, self.examples.label_counts(task, labels))
+                [(e.label, e.score) for e in shown], labels, params["store_label_counts"])
             params["vote_weight"] = vote_weight
 
         if resume_run_id is None:

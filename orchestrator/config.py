@@ -134,8 +134,9 @@ class ExampleSettings(_Strict):
     learn_min_confidence: float = Field(default=0.9, ge=0.0, le=1.0,
                                         description="a higher tier's answer is learned at or above this confidence")
     vote_weight: float = Field(default=0.0, ge=0.0, lt=1.0, description=(
-        "share of a tier's label probabilities taken from the shown examples' similarity-weighted vote "
-        "(0: the model's alone); a calibration artifact is fitted for one weight"))
+        "share of a tier's label probabilities taken from the shown examples' similarity-weighted vote, "
+        "balanced by the store's label shares (0: the model's alone); a calibration artifact is fitted "
+        "for one weight"))
 
 
 class PrivacySettings(_Strict):

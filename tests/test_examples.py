@@ -102,6 +102,7 @@ def test_a_learned_example_raises_the_next_similar_items_confidence_through_its_
     assert first.attempts[0].prompt_version == "classify-v2" and first.attempts[0].confidence == pytest.approx(0.6)
     vote = params["neighbour_vote"]
     assert params["vote_weight"] == 0.5 and vote[LABELS[0]] > 0.6
+    assert params["store_label_counts"] == {LABELS[0]: 1, LABELS[1]: 0}  # the first item, learned
     tier1 = second.attempts[0]
     assert tier1.prompt_version == "classify-v2+demos1+balvote0.5"
     assert tier1.raw_confidence == pytest.approx(0.6)
