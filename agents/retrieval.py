@@ -140,8 +140,11 @@ class ExampleStore:
             return {label: 0 for label in labels}
         from qdrant_client import models
 
-        return {label: self.client.count(self.collection(task), count_filter=models.Filter(must=[
-            models.FieldCondition(key="label", match=models.MatchValue(value=label))])).count for label in labels}
+        # One exact facet over the label key (indexed on a server), not one count per label.
+        hits = self.client.facet(self.collection(task), key="label", limit=len(labels), exact=True, facet_filter=(
+            models.Filter(must=[models.FieldCondition(key="label", match=models.MatchAny(any=labels))]))).hits
+        found = {hit.value: hit.count for hit in hits}
+        return {label: found.get(label, 0) for label in labels}
 
     def remove(self, task: str, ids: list[str]) -> int:
         from qdrant_client import models
