@@ -147,11 +147,9 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
                 cascade._examples = ExampleStore(path=tmp_path / "data" / "qdrant", embedder=embedder)
             cascade.examples.add("classify", [StoredExample(text=e.text, label=e.label, source="sms:seed")
                                               for e in seeds])
-            store_size = cascade.examples.count("classify")
             for i, e in enumerate(stream):
                 records.append(_stream_item(cascade, e, labels, resolver, i))
-                store_size = cascade.examples.count("classify")
-                records[-1]["store_size"] = store_size
+                records[-1]["store_size"] = cascade.examples.count("classify")
                 if progress:
                     progress(resolver, i + 1, len(stream))
                 if budget_min is not None and time.perf_counter() - started_all > budget_min * 60:
