@@ -34,8 +34,6 @@ deleted; the audit log itself keeps only a hash of it.
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import random
 import socket
@@ -43,7 +41,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
-import numpy as np
 from sqlalchemy import func
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -51,14 +48,13 @@ from agents.errors import (CascadeError, InvalidInputError, InvalidOutputError, 
                            StorageError, UserError)
 from agents.results import Attempt, CascadeResult
 
+from . import job_results
 from .config import Settings, load_settings
-from .job_input import check_file, read_rows, row_format
 from .job_budget import escalation_price
+from .job_input import check_file, read_rows, row_format
 from .job_models import FINAL_ITEM_STATUSES, JobItemRecord
 from .job_store import JobStore
 
-RESULT_FIELDS = ("row", "id", "status", "outcome", "answer", "confidence", "tier", "escalated", "reason", "error",
-                 "run_id", "cost", "latency_ms")
 _LOAD_CHUNK = 1000
 Dispatch = Callable[[int, str], None]  # (item id, the status it is expected in) -> hand it to an executor
 
@@ -156,52 +152,17 @@ class Jobs:
         return job
 
     def status(self, job_id: str) -> dict[str, Any]:
-        """The job summary: counts per item status, escalation rate, cost, spend (the cap, the
-        estimate of the admitted escalations, their actual cost), latency p50/p95."""
-        job = self._job(job_id)
-        counts = self.store.counts(job_id)
-        cost, spend, latencies = self.store.cost_and_latencies(job_id)
-        statuses = {s: counts.get(s, 0) for s in ("queued", "pending", "escalating", *FINAL_ITEM_STATUSES)}
-        finished = sum(statuses[s] for s in FINAL_ITEM_STATUSES)
-        through_tier1 = statuses["done"] + statuses["over_budget"] + statuses["pending"] + statuses["escalating"]
-        needed = counts["escalated"] + statuses["over_budget"] + statuses["pending"]
-        return {
-            "id": job_id, "task": job["task"], "mode": job["mode"], "status": job["status"], "phase": job["phase"],
-            "source": job["source"], "total": job["total_items"], "finished": finished, **statuses,
-            "escalated": counts["escalated"],
-            "escalation_rate": counts["escalated"] / through_tier1 if through_tier1 else 0.0,
-            "needed_escalation": needed, "max_escalation_share": job["max_escalation_share"],
-            "cost": cost, "max_spend": job["max_spend"], "estimated_spend": job["estimated_spend"], "spend": spend,
-            "latency_ms_p50": float(np.percentile(latencies, 50)) if latencies else None,
-            "latency_ms_p95": float(np.percentile(latencies, 95)) if latencies else None,
-            "budget": job["note"],
-            "created_at": _iso(job["created_at"]), "started_at": _iso(job["started_at"]),
-            "finished_at": _iso(job["finished_at"]),
-        }
+        """The job summary (see `job_results.job_status`)."""
+        return job_results.job_status(self.store, self._job(job_id))
 
     def results(self, job_id: str) -> Iterator[dict[str, Any]]:
         """One result per row of the input, in row order (streamed from the store)."""
         self._job(job_id)
-        for item in self.store.iter_items(job_id):
-            yield {"row": item["seq"], "id": item["external_id"], "status": item["status"],
-                   "outcome": item["outcome"], "answer": item["answer"], "confidence": item["confidence"],
-                   "tier": item["tier_name"], "escalated": item["escalated"], "reason": item["reason"],
-                   "error": item["error"], "run_id": item["run_id"], "cost": item["cost"],
-                   "latency_ms": item["latency_ms"]}
+        return job_results.item_results(self.store, job_id)
 
     def write_results(self, job_id: str, out: TextIO, fmt: str = "jsonl") -> int:
-        if fmt not in ("jsonl", "csv"):
-            raise InvalidInputError(f"unknown results format {fmt!r}; use jsonl or csv")
-        writer = csv.DictWriter(out, RESULT_FIELDS) if fmt == "csv" else None
-        if writer:
-            writer.writeheader()
-        n = 0
-        for n, row in enumerate(self.results(job_id), 1):
-            if writer:
-                writer.writerow(row)
-            else:
-                out.write(json.dumps(row) + "\n")
-        return n
+        """The job's results to `out` as JSON lines or CSV; returns how many rows were written."""
+        return job_results.write_rows(self.results(job_id), out, fmt)
 
     # -- operator actions -------------------------------------------------------------------------
 
@@ -401,7 +362,3 @@ def failure_kind(exc: BaseException) -> str:
     if isinstance(exc, (StorageError, SQLAlchemyError)):
         return "storage"
     return "provider"
-
-
-def _iso(value) -> str | None:
-    return value.isoformat() if value is not None else None
