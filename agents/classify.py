@@ -67,14 +67,12 @@ def item_block(text: str, demonstrations: list[tuple[str, str]] = ()) -> str:
 
 
 def prompt_version(demonstrations: list[tuple[str, str]] = (), base: str = PROMPT_VERSION,
-                   vote_weight: float = 0.0, per_label: bool = False) -> str:
-    """What a calibration artifact matches on: the prompt, how many demonstrations it shows and how
-    they were picked (the nearest, or the nearest of each label), and the weight of their
-    (label-balanced) vote in the label probabilities."""
+                   vote_weight: float = 0.0) -> str:
+    """What a calibration artifact matches on: the prompt, how many demonstrations it shows, and the
+    weight of their (label-balanced) vote in the label probabilities."""
     if not demonstrations:
         return base
-    return (f"{base}+demos{len(demonstrations)}" + ("perlabel" if per_label else "")
-            + (f"+balvote{vote_weight:g}" if vote_weight else ""))
+    return f"{base}+demos{len(demonstrations)}" + (f"+balvote{vote_weight:g}" if vote_weight else "")
 
 
 def classify_by_scoring(backend, item: str, labels: list[str], instruction: str = SYSTEM) -> TierOutput:

@@ -7,7 +7,6 @@ SmolLM2 spam AUROC 0.32 with fixed demonstrations, 0.965 with retrieved ones).
 
 from __future__ import annotations
 
-import math
 import os
 import uuid
 from datetime import datetime, timezone
@@ -109,33 +108,20 @@ class ExampleStore:
         return added
 
     def nearest(self, task: str, text: str, k: int, labels: list[str] | None = None,
-                order: Literal["nearest_first", "nearest_last"] = "nearest_first",
-                per_label: bool = False) -> list[Example]:
+                order: Literal["nearest_first", "nearest_last"] = "nearest_first") -> list[Example]:
         """The k stored examples closest to `text`, most similar first (or last: next to the item in
         a prompt); only those whose label is in `labels` when given (a demonstration with a label
-        outside the prompt's set would mislead).
-
-        per_label: at most ceil(k / len(labels)) examples of any one label (2 + 2 for two labels and
-        k = 4; 4 different labels for banking77), the nearest of each, so a store that has learned
-        mostly one label still shows the model the others. Fewer than k when a label has too few."""
+        outside the prompt's set would mislead)."""
         if k <= 0 or not self._exists(task):
             return []
-        if per_label and not labels:
-            raise ValueError("per_label selection needs the item's labels")
         from qdrant_client import models
 
         query_filter = None
         if labels is not None:
             query_filter = models.Filter(must=[models.FieldCondition(key="label", match=models.MatchAny(any=labels))])
-        vector = self.embedder.embed([text])[0].tolist()
-        if per_label:
-            groups = self.client.query_points_groups(
-                self.collection(task), query=vector, group_by="label", limit=min(len(labels), k),
-                group_size=math.ceil(k / len(labels)), query_filter=query_filter).groups
-            hits = sorted((hit for group in groups for hit in group.hits), key=lambda hit: hit.score, reverse=True)[:k]
-        else:
-            hits = self.client.query_points(self.collection(task), query=vector, limit=k,
-                                            query_filter=query_filter).points
+        vector = self.embedder.embed([text])[0]
+        hits = self.client.query_points(self.collection(task), query=vector.tolist(), limit=k,
+                                        query_filter=query_filter).points
         found = [Example(**hit.payload, id=str(hit.id), score=hit.score) for hit in hits]
         return found[::-1] if order == "nearest_last" else found
 

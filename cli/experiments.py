@@ -105,8 +105,6 @@ def stream(data: Annotated[str, typer.Option("--data", help="only sms for now")]
                                       "accuracy the kept answers are guaranteed")] = 0.95,
            vote_weight: Annotated[float, typer.Option("--vote-weight", min=0.0, max=0.99, help="share of the label "
                                   "probabilities taken from the retrieved examples' similarity-weighted vote")] = 0.0,
-           selection: Annotated[str, typer.Option("--selection", help="which examples a prompt shows: nearest, or "
-                                "per_label (the nearest of each label)")] = "nearest",
            seed: SeedOpt = 0, threads: ThreadsOpt = None, data_root: DataRootOpt = None,
            out_file: OutOpt = None, as_json: JsonOpt = False) -> None:
     """Items in order through the cascade with learning on; per window: escalation rate and kept-answer accuracy."""
@@ -121,14 +119,12 @@ def stream(data: Annotated[str, typer.Option("--data", help="only sms for now")]
         result = run_stream(n=n, window=window, resolver=resolver, threshold=threshold, k=k, n_seed=n_seed,
                             learn_min_confidence=learn_min_confidence, seed=seed, threads=threads, root=data_root,
                             models_dir=models, budget_min=budget_min, calibration=sizes,
-                            target_accuracy=target_accuracy, vote_weight=vote_weight, selection=selection,
-                            progress=_progress())
+                            target_accuracy=target_accuracy, vote_weight=vote_weight, progress=_progress())
     except CascadeError as exc:
         _fail(exc)
     _save(result, out_file)
     rule = (f"calibrated to {target_accuracy:g} ({result['calibration']['artifact']})" if result["calibration"]
-            else f"threshold {threshold}") + (f", vote weight {vote_weight:g}" if vote_weight else "") + (
-                f", {selection} demonstrations" if selection != "nearest" else "")
+            else f"threshold {threshold}") + (f", vote weight {vote_weight:g}" if vote_weight else "")
     if plot is not None:
         plot_stream({resolver: result["windows"]}, plot,
                     title=f"SMS stream, resolver={resolver}, {rule}, k={k} ({result['n_done']} items)")

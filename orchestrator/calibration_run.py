@@ -68,22 +68,19 @@ class _PoolRetriever:
     the first call: a run whose log-probs are all cached, with no vote, embeds nothing. Each text is
     looked up once: the prompt and the vote share its neighbours."""
 
-    def __init__(self, pool, labels: list[str], k: int, order: str, per_label: bool, directory: Path) -> None:
+    def __init__(self, pool, labels: list[str], k: int, order: str, directory: Path) -> None:
         self.pool, self.labels, self.k, self.order, self.directory = pool, labels, k, order, directory
-        self.per_label = per_label
         self.store = None
         self.found: dict[str, list] = {}
 
     def __call__(self, text: str) -> list:
         if text not in self.found:
-            self.found[text] = self._store().nearest("calibration", text, self.k, self.labels, order=self.order,
-                                                     per_label=self.per_label)
+            self.found[text] = self._store().nearest("calibration", text, self.k, self.labels, order=self.order)
         return self.found[text]
 
-    def label_counts(self) -> dict[str, int] | None:
-        """The pool store's examples per label (near-duplicates are stored once), for the balanced vote;
-        None when the nearest of each label are shown, which are balanced by how they were picked."""
-        return None if self.per_label else self._store().label_counts("calibration", self.labels)
+    def label_counts(self) -> dict[str, int]:
+        """The pool store's examples per label (near-duplicates are stored once), for the balanced vote."""
+        return self._store().label_counts("calibration", self.labels)
 
     def _store(self):
         from agents.retrieval import Example, ExampleStore
@@ -96,12 +93,12 @@ class _PoolRetriever:
 
 
 @contextmanager
-def _retriever(pool, labels: list[str], k: int, order: str, per_label: bool):
+def _retriever(pool, labels: list[str], k: int, order: str):
     if k == 0:
         yield None
         return
     with tempfile.TemporaryDirectory(prefix="cascade-calibrate-") as tmp:
-        retriever = _PoolRetriever(pool, labels, k, order, per_label, Path(tmp))
+        retriever = _PoolRetriever(pool, labels, k, order, Path(tmp))
         try:
             yield retriever
         finally:
@@ -110,7 +107,7 @@ def _retriever(pool, labels: list[str], k: int, order: str, per_label: bool):
 
 
 def _with_votes(z: np.ndarray, shown: list, labels: list[str], weight: float,
-                store_counts: dict[str, int] | None) -> np.ndarray:
+                store_counts: dict[str, int]) -> np.ndarray:
     """The model's log-probs [n, k] blended with each item's neighbour vote, as the cascade's graph
     blends them at run time (`agents.classify.blend_vote`), back in log space for the calibrator."""
     from scipy.special import softmax
@@ -157,9 +154,8 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
     examples = settings.tasks[task].examples if task in settings.tasks else None
     order = examples.order if examples else "nearest_last"
     vote_weight = examples.vote_weight if examples and demos else 0.0
-    per_label = bool(examples) and examples.selection == "per_label"
     # the prompt (and vote) the cascade uses once the store holds k examples
-    PROMPT_VERSION = spec.prompt_version([("", "")] * demos, vote_weight, per_label)
+    PROMPT_VERSION = spec.prompt_version([("", "")] * demos, vote_weight)
     (fit_set, fit), (test_set, test), (_, pool), label_list = _splits(
         data, fit_size, test_size, demo_pool if demos else 0, seed, data_root, labels, spec.labels)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -169,7 +165,7 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
     # cached scores are keyed by it.
     pool_id = "-pool" + hashlib.sha256("\n".join(e.text for e in pool).encode()).hexdigest()[:12] if demos else ""
     # The cache holds the model's own log-probs, so it is keyed by the prompt without the vote.
-    scored_prompt = spec.prompt_version([("", "")] * demos, per_label=per_label)
+    scored_prompt = spec.prompt_version([("", "")] * demos)
 
     def scores(dataset, items, what, retrieve):
         name = f"{dataset.name}-{model_hash[:12]}-{scored_prompt}{pool_id}-{labels_id(label_list)}.npz"
@@ -185,12 +181,12 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
             z = _with_votes(z, [retrieve(e.text) for e in kept], label_list, vote_weight, retrieve.label_counts())
         return z, dataset.gold_index(kept), int((~ok).sum())
 
-    with _retriever(pool, label_list, demos, order, per_label) as retrieve:
+    with _retriever(pool, label_list, demos, order) as retrieve:
         z_fit, gold_fit, skipped_fit = scores(fit_set, fit, "fit split", retrieve)
         z_test, gold_test, skipped_test = scores(test_set, test, "test split", retrieve)
     source = {"data": data, "fit_set": fit_set.name, "test_set": test_set.name, "fit_size": len(gold_fit),
               "test_size": len(gold_test), "seed": seed, "tier": tier.name, "model_path": tier.model_path,
-              "demonstrations": {"k": demos, "pool_size": len(pool), "order": order, "per_label": per_label,
+              "demonstrations": {"k": demos, "pool_size": len(pool), "order": order,
                                  "vote_weight": vote_weight} if demos else None}
     if method == "auto":  # chosen on the fit split alone; the test split only measures the choice
         from orchestrator.calibration_select import choose_method

@@ -154,17 +154,14 @@ class Cascade:
         fields, item_params = spec.item_fields(payload)
         payload = {"text": text, "labels": labels, "demonstrations": demos, **fields}
         vote_weight = task_settings.examples.vote_weight if shown else 0.0
-        per_label = task_settings.examples.selection == "per_label"
-        prompt_version = spec.prompt_version(demos, vote_weight, per_label)
+        prompt_version = spec.prompt_version(demos, vote_weight)
         params = {"labels": labels, **spec.evidence(text), **item_params, "demonstrations": [e.id for e in shown],
                   "data_policy": policy}
         if vote_weight:
-            # The store's label counts balance a vote of the nearest examples; the audit keeps them to
-            # explain it. The nearest of each label are balanced by how they were picked.
-            if not per_label:
-                params["store_label_counts"] = self.examples.label_counts(task, labels)
+            # The store's label counts balance the vote; the audit keeps them to explain it.
+            params["store_label_counts"] = self.examples.label_counts(task, labels)
             payload["neighbour_vote"] = params["neighbour_vote"] = classification.neighbour_vote(
-                [(e.label, e.score) for e in shown], labels, params.get("store_label_counts"))
+                [(e.label, e.score) for e in shown], labels, params["store_label_counts"])
             params["vote_weight"] = vote_weight
 
         if resume_run_id is None:
@@ -264,8 +261,7 @@ class Cascade:
         local_store_missing = self.settings.qdrant_url is None and not (self.settings.data_dir / "qdrant").exists()
         if settings.k == 0 or (self._examples is None and local_store_missing):
             return []  # nothing stored yet: no need to load the embedding model
-        return self.examples.nearest(task, text, settings.k, labels=labels, order=settings.order,
-                                     per_label=settings.selection == "per_label")
+        return self.examples.nearest(task, text, settings.k, labels=labels, order=settings.order)
 
     def _learn(self, task: str, text: str, result: CascadeResult, min_confidence: float) -> None:
         """Keep a higher tier's confident answer as a demonstration for the small model next time."""

@@ -130,10 +130,6 @@ class ExampleSettings(_Strict):
     k: int = Field(default=4, ge=0, le=16, description="nearest labelled examples shown to the model (0: none)")
     order: Literal["nearest_last", "nearest_first"] = Field(
         default="nearest_last", description="where the most similar example goes: next to the item, or first")
-    selection: Literal["nearest", "per_label"] = Field(default="nearest", description=(
-        "nearest: the k most similar examples; per_label: the nearest of each label, at most ceil(k / labels) "
-        "of any one, so a store that has learned mostly one label still shows the others (the vote then "
-        "needs no balancing by the store's label shares)"))
     learn: bool = Field(default=True, description="store confident answers of higher tiers as new examples")
     learn_min_confidence: float = Field(default=0.9, ge=0.0, le=1.0,
                                         description="a higher tier's answer is learned at or above this confidence")

@@ -79,14 +79,13 @@ def _calibrate_tier(config: Path, data_dir: Path, rest: Sequence[Example], label
 
 
 def _stream_config(path: Path, threshold: float, k: int, learn_min_confidence: float, threads: int | None,
-                   vote_weight: float = 0.0, selection: str = "nearest") -> Path:
+                   vote_weight: float = 0.0) -> Path:
     tiers = [{"name": "smollm2-135m", "kind": "llama_cpp", "model_path": "bundled:smollm2", "n_ctx": N_CTX},
              {"name": "gemma3-270m", "kind": "llama_cpp", "model_path": "bundled:gemma3-270m", "n_ctx": N_CTX}]
     if threads:
         for tier in tiers:
             tier["n_threads"] = threads
     tasks = {"classify": {"threshold": threshold, "examples": {"k": k, "learn": True, "vote_weight": vote_weight,
-                                                               "selection": selection,
                                                                "learn_min_confidence": learn_min_confidence}}}
     path.write_text(yaml.safe_dump({"tiers": tiers, "tasks": tasks}))
     return path
@@ -97,8 +96,7 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
                root: str | Path | None = None, models_dir: Path | None = None, budget_min: float | None = None,
                backends: dict[str, Any] | None = None, embedder: Embedder | None = None,
                calibration: tuple[int, int, int] | None = None, target_accuracy: float = 0.95,
-               vote_weight: float = 0.0, selection: str = "nearest",
-               progress: Progress | None = None) -> dict[str, Any]:
+               vote_weight: float = 0.0, progress: Progress | None = None) -> dict[str, Any]:
     """Run SMS items in order through a two-tier Cascade (SmolLM2, then Gemma-3-270M, both
     in-process) with learning on, in a temporary data dir seeded with n_seed labelled examples.
 
@@ -117,23 +115,19 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
     similarity-weighted vote (`examples.vote_weight`), in the calibration fit too: a store that grows
     with resolved escalations then raises the confidence of items like them, not only their prompt.
     The artifact is fitted once: as the store grows, its calibration may drift, which the per-window
-    kept accuracy shows. `selection` is `examples.selection`: "per_label" shows the nearest of each
-    label, so the prompt stays balanced however one-sided the learned examples are. `budget_min` stops the stream after the item that exceeds it (the result
+    kept accuracy shows. `budget_min` stops the stream after the item that exceeds it (the result
     says so).
     """
     from .cascade import Cascade
 
     if resolver not in ("tier", "reviewer"):
         raise InvalidInputError(f"resolver must be 'tier' or 'reviewer', got {resolver!r}")
-    if selection not in ("nearest", "per_label"):
-        raise InvalidInputError(f"selection must be 'nearest' or 'per_label', got {selection!r}")
     seeds, stream, labels, rest = stream_items(n, n_seed, seed, root)
     records: list[dict[str, Any]] = []
     started_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cascade-stream-") as tmp:
         tmp_path = Path(tmp)
-        config = _stream_config(tmp_path / "cascade.yaml", threshold, k, learn_min_confidence, threads, vote_weight,
-                                selection)
+        config = _stream_config(tmp_path / "cascade.yaml", threshold, k, learn_min_confidence, threads, vote_weight)
         if resolver == "tier" and "gemma3-270m" not in (backends or {}):
             # Link the assembled Gemma file in rather than assembling it again in the temp dir.
             gemma = resolve_model_path("bundled:gemma3-270m", models_dir or tmp_path / "data")
@@ -163,7 +157,6 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
     return {"data": "sms", "resolver": resolver, "n_requested": n, "n_done": len(records), "window": window,
             "threshold": None if calibrated else threshold, "calibration": calibrated or None,
             "k": k, "n_seed": len(seeds), "learn_min_confidence": learn_min_confidence, "vote_weight": vote_weight,
-            "selection": selection,
             "stopped_by_budget": len(records) < len(stream), "minutes": (time.perf_counter() - started_all) / 60,
             "windows": stream_windows(records, window), "records": records}
 

@@ -43,10 +43,8 @@ class TaskSpec:
         the audit run's params record of them."""
         return {}, {}
 
-    def prompt_version(self, demonstrations: list[tuple[str, str]] = (), vote_weight: float = 0.0,
-                       per_label: bool = False) -> str:
-        return classification.prompt_version(demonstrations, base=self.prompt_base, vote_weight=vote_weight,
-                                             per_label=per_label)
+    def prompt_version(self, demonstrations: list[tuple[str, str]] = (), vote_weight: float = 0.0) -> str:
+        return classification.prompt_version(demonstrations, base=self.prompt_base, vote_weight=vote_weight)
 
     def labels_for(self, labels: Any) -> list[str]:
         """The item's label set: the caller's (checked), or the task's fixed one."""
@@ -79,7 +77,7 @@ class QATaskSpec(TaskSpec):
             raise InvalidInputError(f"the {self.name} task needs a non-empty list of passage texts")
         return passages, payload.get("sources") or [{"chars": len(p)} for p in passages]
 
-    def prompt_version(self, demonstrations=(), vote_weight: float = 0.0, per_label: bool = False) -> str:
+    def prompt_version(self, demonstrations=(), vote_weight: float = 0.0) -> str:
         return self.prompt_base
 
     def labels_for(self, labels: Any) -> list[str]:

@@ -37,22 +37,6 @@ def test_nearest_examples_come_first_and_respect_the_label_set(store):
     assert all(h.label in LABELS for h in store.nearest("classify", "euro rate", k=3, labels=LABELS))
 
 
-def test_per_label_selection_shows_the_nearest_of_each_label(store):
-    seed(store)
-    store.add("classify", [
-        Example(text="My card was taken by a pickpocket", label="lost or stolen card", source="seed"),
-        Example(text="A thief took my credit card", label="lost or stolen card", source="seed"),
-    ])
-    query = "my card was stolen on the train"
-    assert [h.label for h in store.nearest("classify", query, k=2, labels=LABELS)] == ["lost or stolen card"] * 2
-    balanced = store.nearest("classify", query, k=4, labels=LABELS, per_label=True)
-    assert sorted(h.label for h in balanced) == ["card arrival", "lost or stolen card", "lost or stolen card"]
-    assert [h.score for h in balanced] == sorted((h.score for h in balanced), reverse=True)
-    # three labels, k = 2: at most one of each, so the two nearest different labels
-    three = store.nearest("classify", query, k=2, labels=[*LABELS, "exchange rate"], per_label=True)
-    assert [h.label for h in three] == ["lost or stolen card", "card arrival"]
-
-
 def test_near_duplicates_are_stored_once(store):
     seed(store)
     again = store.add("classify", [Example(text="Someone stole my wallet with my bank card", label="lost or stolen card", source="x")])
@@ -80,12 +64,12 @@ def scores(p_first: float) -> dict[str, float]:
     return {LABELS[0]: math.log(p_first), LABELS[1]: math.log(1 - p_first)}
 
 
-def cascade_with(tmp_path, t0, t1, embedder, k=2, vote_weight=0.0, selection="nearest"):
+def cascade_with(tmp_path, t0, t1, embedder, k=2, vote_weight=0.0):
     tiers = [{"name": "t0", "kind": "llama_cpp", "model_path": "x.gguf"},
              {"name": "t1", "kind": "llama_cpp", "model_path": "y.gguf"}]
     config = write_config(tmp_path / "c.yaml", tiers, threshold=0.8)
     config.write_text(config.read_text().replace(
-        "threshold: 0.8", f"threshold: 0.8\n    examples: {{k: {k}, vote_weight: {vote_weight}, selection: {selection}}}"))
+        "threshold: 0.8", f"threshold: 0.8\n    examples: {{k: {k}, vote_weight: {vote_weight}}}"))
     cascade = Cascade.from_config(config, data_dir=str(tmp_path / "data"), backends={"t0": t0, "t1": t1})
     cascade._examples = ExampleStore(path=tmp_path / "data" / "qdrant", embedder=embedder)
     return cascade
@@ -123,20 +107,6 @@ def test_a_learned_example_raises_the_next_similar_items_confidence_through_its_
     assert tier1.prompt_version == "classify-v2+demos1+balvote0.5"
     assert tier1.raw_confidence == pytest.approx(0.6)
     assert tier1.answer == LABELS[0] and tier1.confidence == pytest.approx(0.5 * 0.6 + 0.5 * vote[LABELS[0]])
-
-
-def test_per_label_demonstrations_reach_the_prompt_and_their_vote_is_not_rebalanced(tmp_path, embedder):
-    t0 = FakeScoringBackend([scores(0.6)])
-    with cascade_with(tmp_path, t0, FakeScoringBackend([scores(0.97)]), embedder, vote_weight=0.5,
-                      selection="per_label") as cascade:
-        seed(cascade.examples)
-        cascade.examples.add("classify", [Example(text="A thief took my credit card", label=LABELS[0], source="seed")])
-        result = cascade.classify("My debit card was stolen from my bag", LABELS)
-        params = cascade.audit.get_run(result.run_id)["params"]
-    assert "Label: card arrival" in t0.calls[0]["item"] and "Label: lost or stolen card" in t0.calls[0]["item"]
-    assert result.attempts[0].prompt_version == "classify-v2+demos2perlabel+balvote0.5"
-    assert "store_label_counts" not in params  # one of each label: the store's balance does not enter
-    assert sum(params["neighbour_vote"].values()) == pytest.approx(1.0)
 
 
 def test_neighbour_vote_is_sure_only_when_near_neighbours_agree():
