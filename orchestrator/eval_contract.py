@@ -204,25 +204,20 @@ def run_eval_contract(data: str, *, n: int, fit_size: int, data_dir: Path, seed:
                       price_large=None, threads: int = 1, root=None, tiers: tuple[TierSpec, TierSpec, TierSpec] | None = None,
                       embed=None, progress=None, plot_dir: Path | None = None, max_tokens: int = 160,
                       categories=CATEGORIES) -> dict[str, Any]:
-    from .eval_run import Price, _embedder, bundled_tiers, price_of
+    from .eval_run import GenerationEval
 
     started = time.perf_counter()
-    price_small = price_small or Price(0.0, 0.0, "local tier")
-    price_large = price_large or price_of("gpt-4o-mini")
     name, texts, fit_pairs, test_pairs = contract_splits(data, n, fit_size, seed, root, categories)
     pairs = fit_pairs + test_pairs
-    cache_dir = data_dir / "eval" / "cache"
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tiers = tiers or bundled_tiers(data_dir, threads)
+    setup = GenerationEval.of(data_dir, threads, tiers, embed, price_small, price_large)
+    price_small, price_large, tiers, embed, cache_dir = (setup.price_small, setup.price_large, setup.tiers,
+                                                         setup.embed, setup.cache_dir)
     small, large, verifier = tiers
-    embed = embed or _embedder(threads)
     version = f"{contracts.PROMPT_VERSION}-t{max_tokens}"
 
-    def file(tier: TierSpec, what: str) -> Path:
-        return cache_dir / f"{name}-{tier.name}-{tier.model_hash[:12]}-{what}.json"
-
     shown = _retrieved(texts, pairs, embed, cache_dir / f"{name}-contract-passages-all-MiniLM-L6-v2.json", PASSAGES)
-    out = {t.name: run_contract_tier(t, pairs, shown, file(t, version), embed, max_tokens, progress) for t in (small, large)}
+    out = {t.name: run_contract_tier(t, pairs, shown, setup.answers_file(name, t, version), embed, max_tokens, progress)
+           for t in (small, large)}
     ok = np.array([a["status"] != "skipped" and b["status"] != "skipped" for a, b in zip(out[small.name], out[large.name])])
     fit_idx, test_idx = fit_test_indices(ok, len(fit_pairs), "no test pair could be answered by both tiers (all "
                                                              "longer than the context?)")
@@ -231,7 +226,7 @@ def run_eval_contract(data: str, *, n: int, fit_size: int, data_dir: Path, seed:
                                                       target_accuracy, delta)
     test = [pairs[i] for i in test_idx]
     checked = _judged(verifier, test, [shown[i] for i in test_idx], [out[small.name][i] for i in test_idx],
-                      file(verifier, f"{qa_checks.JUDGE_VERSION}-{version}"), progress)
+                      setup.answers_file(name, verifier, f"{qa_checks.JUDGE_VERSION}-{version}"), progress)
     p_yes = np.array([c["p_yes"] for c in checked])
     verify_cost = judge_cost(checked, price_small)
     t = outcomes_of(small_right, large_right, out[small.name], out[large.name], test_idx, price_small, price_large)

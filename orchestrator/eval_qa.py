@@ -187,24 +187,19 @@ def run_eval_qa(data: str, *, n: int, fit_size: int, data_dir: Path, seed: int =
                 delta: float = 0.1, knn: int = 10, price_small=None, price_large=None, threads: int = 1,
                 root=None, tiers: tuple[TierSpec, TierSpec, TierSpec] | None = None, embed=None, progress=None,
                 plot_dir: Path | None = None, max_tokens: int = 160) -> dict[str, Any]:
-    from .eval_run import Price, _embedder, bundled_tiers, price_of
+    from .eval_run import GenerationEval
 
     started = time.perf_counter()
-    price_small = price_small or Price(0.0, 0.0, "local tier")
-    price_large = price_large or price_of("gpt-4o-mini")
     name, fit_rows, test_rows = qa_splits(data, n, fit_size, seed, root)
     rows = fit_rows + test_rows
-    cache_dir = data_dir / "eval" / "cache"
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tiers = tiers or bundled_tiers(data_dir, threads)
+    setup = GenerationEval.of(data_dir, threads, tiers, embed, price_small, price_large)
+    price_small, price_large, tiers, embed, cache_dir = (setup.price_small, setup.price_large, setup.tiers,
+                                                         setup.embed, setup.cache_dir)
     small, large, verifier = tiers
-    embed = embed or _embedder(threads)
     version = f"{qa.PROMPT_VERSION}-t{max_tokens}"
 
-    def file(tier: TierSpec, what: str) -> Path:
-        return cache_dir / f"{name}-{tier.name}-{tier.model_hash[:12]}-{what}.json"
-
-    out = {t.name: run_qa_tier(t, rows, file(t, version), max_tokens, progress) for t in (small, large)}
+    out = {t.name: run_qa_tier(t, rows, setup.answers_file(name, t, version), max_tokens, progress)
+           for t in (small, large)}
     ok = np.array([a["status"] != "skipped" and b["status"] != "skipped" for a, b in zip(out[small.name], out[large.name])])
     fit_idx, test_idx = fit_test_indices(ok, len(fit_rows), "no test item could be answered by both tiers (all "
                                                             "longer than the context?)")
@@ -215,7 +210,7 @@ def run_eval_qa(data: str, *, n: int, fit_size: int, data_dir: Path, seed: int =
 
     test = [rows[i] for i in test_idx]
     checked = _judged(verifier, test, [out[small.name][i] for i in test_idx],
-                      file(verifier, f"{qa_checks.JUDGE_VERSION}-{version}"), progress)
+                      setup.answers_file(name, verifier, f"{qa_checks.JUDGE_VERSION}-{version}"), progress)
     p_yes = np.array([c["p_yes"] for c in checked])
     verify_cost = judge_cost(checked, price_small)
     t = outcomes_of(small_right, large_right, out[small.name], out[large.name], test_idx, price_small, price_large,

@@ -107,6 +107,30 @@ def bundled_tiers(data_dir: Path, threads: int) -> tuple[TierSpec, TierSpec, Tie
             TierSpec("smollm2-135m-verify", small.model_hash, small.backend))
 
 
+@dataclass(frozen=True)
+class GenerationEval:
+    """What the contract and QA evaluations share: the two tiers' prices (the local one free, the
+    large one at gpt-4o-mini's list price unless given), the ladder, the embedder, and the
+    directory that caches the tiers' answer records."""
+
+    price_small: Price
+    price_large: Price
+    tiers: tuple[TierSpec, TierSpec, TierSpec]
+    embed: Any
+    cache_dir: Path
+
+    @classmethod
+    def of(cls, data_dir: Path, threads: int, tiers=None, embed=None, price_small=None,
+           price_large=None) -> "GenerationEval":
+        cache_dir = data_dir / "eval" / "cache"
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        return cls(price_small or Price(0.0, 0.0, "local tier"), price_large or price_of("gpt-4o-mini"),
+                   tiers or bundled_tiers(data_dir, threads), embed or _embedder(threads), cache_dir)
+
+    def answers_file(self, name: str, tier: TierSpec, what: str) -> Path:
+        return self.cache_dir / f"{name}-{tier.name}-{tier.model_hash[:12]}-{what}.json"
+
+
 def _embedder(threads: int):
     """MiniLM's embed function, loaded on first use (a fully cached run never loads it)."""
     loaded: list = []
