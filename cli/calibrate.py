@@ -1,4 +1,4 @@
-"""`cascade calibrate`: fit a calibration artifact for the tier-1 model on labelled data.
+"""`cascade calibrate`: fit a calibration artifact for a tier's model (the first by default) on labelled data.
 
 Registered in cli/main.py with `app.command("calibrate")(calibrate)`. The work is done by
 `orchestrator.calibration_run.run_calibration`; this module only parses options and prints.
@@ -57,6 +57,11 @@ def calibrate(
     target_escalation_rate: Annotated[Optional[float], typer.Option(help="escalate about this share (no guarantee)")] = None,
     max_escalation_share: Annotated[Optional[float], typer.Option(help="escalate at most this share")] = None,
     per_class: Annotated[bool, typer.Option(help="one accuracy threshold per predicted label")] = False,
+    min_per_class: Annotated[int, typer.Option(min=1, help="with --per-class: a label predicted fewer times on the "
+                                               "fit split takes the global threshold")] = 100,
+    tier: Annotated[int, typer.Option(min=1, help="the ladder's tier to calibrate (1: the first)")] = 1,
+    on_escalated: Annotated[bool, typer.Option(help="fit and check a later tier only on the items the tiers before "
+                                               "it escalate, by their newest artifacts")] = False,
     method: Annotated[str, typer.Option(help="calibrator: auto (the lowest 5-fold Brier score on the fit split), vector "
                                              "(label-aware scale and bias per label), temperature, platt or isotonic")] = "auto",
     fit_size: Annotated[int, typer.Option(min=1, help="items to fit on")] = 600,
@@ -73,7 +78,7 @@ def calibrate(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for pipelines")] = False,
 ) -> None:
-    """Fit a calibrated confidence and threshold for the tier-1 model on one split, check it on
+    """Fit a calibrated confidence and threshold for a tier's model on one split, check it on
     another, and save it as the next versioned artifact."""
     from orchestrator.calibration_run import run_calibration
     from orchestrator.config import load_settings
@@ -88,7 +93,8 @@ def calibrate(
             settings, task, data, fit_size=fit_size, test_size=test_size, seed=seed, method=method,
             target_accuracy=target_accuracy, delta=delta, target_escalation_rate=target_escalation_rate,
             max_escalation_share=max_escalation_share, per_class=per_class, labels=label_list,
-            data_root=data_root, demos=demos, demo_pool=demo_pool, report_dir=report_dir, progress=not as_json)
+            data_root=data_root, demos=demos, demo_pool=demo_pool, report_dir=report_dir, tier_index=tier - 1,
+            on_escalated=on_escalated, min_per_class=min_per_class, progress=not as_json)
     except CascadeError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2 if isinstance(exc, UserError) else 1)

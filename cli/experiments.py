@@ -105,6 +105,11 @@ def stream(data: Annotated[str, typer.Option("--data", help="only sms for now")]
                                       "accuracy the kept answers are guaranteed")] = 0.95,
            vote_weight: Annotated[float, typer.Option("--vote-weight", min=0.0, max=0.99, help="share of the label "
                                   "probabilities taken from the retrieved examples' similarity-weighted vote")] = 0.0,
+           teacher_calibrate: Annotated[Optional[str], typer.Option("--teacher-calibrate", help="FIT,TEST,POOL: with "
+                                        "--calibrate and --resolver tier, fit tier 2's artifact per label on the "
+                                        "messages tier 1 escalates among FIT further ones (demonstrations from POOL "
+                                        "others, checked among TEST more) and learn only its answers that reach "
+                                        "their label's threshold")] = None,
            seed: SeedOpt = 0, threads: ThreadsOpt = None, data_root: DataRootOpt = None,
            out_file: OutOpt = None, as_json: JsonOpt = False) -> None:
     """Items in order through the cascade with learning on; per window: escalation rate and kept-answer accuracy."""
@@ -115,11 +120,15 @@ def stream(data: Annotated[str, typer.Option("--data", help="only sms for now")]
         _fail(UserError(f"the stream experiment runs on --data sms only, not {data!r}"))
     try:
         sizes = _calibration_sizes(calibrate) if calibrate else None
+        teacher_sizes = _calibration_sizes(teacher_calibrate, "--teacher-calibrate") if teacher_calibrate else None
+        if teacher_sizes and (sizes is None or resolver != "tier"):
+            raise UserError("--teacher-calibrate needs --calibrate and --resolver tier")
         models = models_dir or load_settings().data_dir
         result = run_stream(n=n, window=window, resolver=resolver, threshold=threshold, k=k, n_seed=n_seed,
                             learn_min_confidence=learn_min_confidence, seed=seed, threads=threads, root=data_root,
                             models_dir=models, budget_min=budget_min, calibration=sizes,
-                            target_accuracy=target_accuracy, vote_weight=vote_weight, progress=_progress())
+                            target_accuracy=target_accuracy, vote_weight=vote_weight,
+                            teacher_calibration=teacher_sizes, progress=_progress())
     except CascadeError as exc:
         _fail(exc)
     _save(result, out_file)
@@ -142,10 +151,10 @@ def stream(data: Annotated[str, typer.Option("--data", help="only sms for now")]
     out.print(table)
 
 
-def _calibration_sizes(value: str) -> tuple[int, int, int]:
+def _calibration_sizes(value: str, option: str = "--calibrate") -> tuple[int, int, int]:
     parts = value.split(",")
     if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise UserError(f"--calibrate takes three positive counts FIT,TEST,POOL (e.g. 300,200,1000), got {value!r}")
+        raise UserError(f"{option} takes three positive counts FIT,TEST,POOL (e.g. 300,200,1000), got {value!r}")
     fit, test, pool = (int(p) for p in parts)
     return fit, test, pool
 

@@ -127,7 +127,8 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
                     target_escalation_rate: float | None = None, max_escalation_share: float | None = None,
                     per_class: bool = False, labels: list[str] | None = None, data_root: Path | None = None,
                     demos: int = 0, demo_pool: int = 1000, report_dir: Path | None = None,
-                    cache_dir: Path | None = None, tier_index: int = 0, progress: bool = True) -> dict[str, Any]:
+                    cache_dir: Path | None = None, tier_index: int = 0, on_escalated: bool = False,
+                    min_per_class: int = 100, progress: bool = True) -> dict[str, Any]:
     """Collect tier-1 log-probs on a fit split and a disjoint test split (cached in the data dir),
     fit, evaluate, save. Returns {"artifact", "report", "path", "report_dir", "skipped"}. The log-prob
     cache lives in `cache_dir` (default: the data dir's calibration/cache). `tier_index` picks the
@@ -136,9 +137,14 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
     With `demos` = k > 0 every item's prompt carries its k nearest examples from a third disjoint
     part (`demo_pool` items), as the cascade's prompts do once the task's example store holds at
     least k examples: the artifact is for that prompt version (`classify-v2+demos{k}`). A task with
-    its own prompt (fraud) is calibrated on that prompt and its fixed labels (`fraud-v1`)."""
+    its own prompt (fraud) is calibrated on that prompt and its fixed labels (`fraud-v1`).
+
+    With `on_escalated` a tier after the first is fitted and tested only on the items every tier
+    before it escalates, by those tiers' newest artifacts (which must exist): the items it answers
+    in the cascade. A larger model is often surer on the easy items the small one keeps, so its
+    confidence on all items can overstate it where it is asked."""
     from orchestrator.artifact_store import ArtifactStore
-    from orchestrator.calibration import evaluate_artifact, fit_artifact, labels_id
+    from orchestrator.calibration import calibrated_predictions, evaluate_artifact, fit_artifact, labels_id, threshold_for
     from orchestrator.label_scoring import LogprobCache, collect_label_logprobs
     from orchestrator.tasks import TASKS
 
@@ -148,6 +154,8 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
     if not spec.label_scored:
         raise InvalidInputError(f"the {task} task generates its answers: it has no label scores to calibrate; "
                                 f"its confidence threshold is tasks.{task}.threshold in the config")
+    if on_escalated and tier_index == 0:
+        raise InvalidInputError("--on-escalated fits a later tier on what the tiers before it escalate; tier 1 has none")
     if demos < 0 or (demos and demo_pool < demos):
         raise InvalidInputError(f"--demos must be >= 0 and the demonstration pool at least that large; "
                                 f"got demos={demos}, demo pool={demo_pool}")
@@ -159,6 +167,7 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
     (fit_set, fit), (test_set, test), (_, pool), label_list = _splits(
         data, fit_size, test_size, demo_pool if demos else 0, seed, data_root, labels, spec.labels)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = ArtifactStore(settings.data_dir)
     tier, backend, model_hash = _scoring_tier(settings, tier_index)
     cache_dir = cache_dir or settings.data_dir / "calibration" / "cache"
     # Retrieved demonstrations depend on the pool's content (which the split sizes change), so the
@@ -167,10 +176,11 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
     # The cache holds the model's own log-probs, so it is keyed by the prompt without the vote.
     scored_prompt = spec.prompt_version([("", "")] * demos)
 
-    def scores(dataset, items, what, retrieve):
-        name = f"{dataset.name}-{model_hash[:12]}-{scored_prompt}{pool_id}-{labels_id(label_list)}.npz"
+    def scores(scorer, scorer_hash, dataset, items, what, retrieve):
+        """(log-probs as the tier's calibration sees them, the items that scored, how many did not)."""
+        name = f"{dataset.name}-{scorer_hash[:12]}-{scored_prompt}{pool_id}-{labels_id(label_list)}.npz"
         shown = None if retrieve is None else (lambda text: [(d.text, d.label) for d in retrieve(text)])
-        z = collect_label_logprobs(backend, items, label_list, progress=progress,
+        z = collect_label_logprobs(scorer, items, label_list, progress=progress,
                                    cache=LogprobCache(cache_dir / name, len(label_list)),
                                    description=f"{what} ({dataset.name})", demonstrations=shown,
                                    instruction=spec.instruction)
@@ -179,15 +189,38 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
         z = z[ok]
         if vote_weight:
             z = _with_votes(z, [retrieve(e.text) for e in kept], label_list, vote_weight, retrieve.label_counts())
-        return z, dataset.gold_index(kept), int((~ok).sum())
+        return z, kept, int((~ok).sum())
+
+    earlier_tiers = []  # (backend, model hash, newest artifact) of each tier before this one
+    for earlier in range(tier_index if on_escalated else 0):
+        earlier_tier, earlier_backend, earlier_hash = _scoring_tier(settings, earlier)
+        artifact = store.latest(task, earlier_hash, PROMPT_VERSION, label_list)
+        if artifact is None:
+            raise InvalidInputError(f"--on-escalated needs tier {earlier + 1} ({earlier_tier.name}) calibrated "
+                                    f"first: {store.why_none(task, earlier_hash, PROMPT_VERSION, label_list)}")
+        earlier_tiers.append((earlier_backend, earlier_hash, artifact))
+
+    def escalated(dataset, items, what, retrieve):
+        """The items every tier before `tier_index` escalates, by its newest artifact."""
+        for number, (earlier_backend, earlier_hash, artifact) in enumerate(earlier_tiers, start=1):
+            z, items, _ = scores(earlier_backend, earlier_hash, dataset, items, f"{what}, tier {number}", retrieve)
+            predicted, confidence = calibrated_predictions(artifact, z)
+            items = [e for e, p, c in zip(items, predicted, confidence)
+                     if c < threshold_for(artifact, label_list[p]).value]
+        return items
 
     with _retriever(pool, label_list, demos, order) as retrieve:
-        z_fit, gold_fit, skipped_fit = scores(fit_set, fit, "fit split", retrieve)
-        z_test, gold_test, skipped_test = scores(test_set, test, "test split", retrieve)
+        if on_escalated:
+            fit, test = escalated(fit_set, fit, "fit split", retrieve), escalated(test_set, test, "test split",
+                                                                                  retrieve)
+        z_fit, fit_kept, skipped_fit = scores(backend, model_hash, fit_set, fit, "fit split", retrieve)
+        z_test, test_kept, skipped_test = scores(backend, model_hash, test_set, test, "test split", retrieve)
+    gold_fit, gold_test = fit_set.gold_index(fit_kept), test_set.gold_index(test_kept)
     source = {"data": data, "fit_set": fit_set.name, "test_set": test_set.name, "fit_size": len(gold_fit),
               "test_size": len(gold_test), "seed": seed, "tier": tier.name, "model_path": tier.model_path,
               "demonstrations": {"k": demos, "pool_size": len(pool), "order": order,
-                                 "vote_weight": vote_weight} if demos else None}
+                                 "vote_weight": vote_weight} if demos else None,
+              "on_escalated": {"fit_sampled": fit_size, "test_sampled": test_size} if on_escalated else None}
     if method == "auto":  # chosen on the fit split alone; the test split only measures the choice
         from orchestrator.calibration_select import choose_method
 
@@ -196,9 +229,9 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
     artifact = fit_artifact(task, z_fit, gold_fit, label_list, model_hash, PROMPT_VERSION, method=method,
                             target_accuracy=target_accuracy, delta=delta,
                             target_escalation_rate=target_escalation_rate,
-                            max_escalation_share=max_escalation_share, per_class=per_class, source=source)
+                            max_escalation_share=max_escalation_share, per_class=per_class,
+                            min_per_class=min_per_class, source=source)
     report = evaluate_artifact(artifact, z_test, gold_test)
-    store = ArtifactStore(settings.data_dir)
     saved = store.save(artifact.model_copy(update={"test_metrics": report.model_dump()}))
     folder = report_dir or store.root / task / f"v{saved.version:04d}-report"
     report = evaluate_artifact(saved, z_test, gold_test, report_dir=folder, title=f"{data} ({len(label_list)} labels)")

@@ -201,7 +201,7 @@ class Cascade:
                                **state["final"])
         self.audit.finish_run(result)
         if learn is not False and task_settings.examples.learn and policy["keep_examples"]:
-            self._learn(task, text, result, task_settings.examples.learn_min_confidence)
+            self._learn(task, text, result, task_settings.examples)
         return result
 
     @property
@@ -263,11 +263,12 @@ class Cascade:
             return []  # nothing stored yet: no need to load the embedding model
         return self.examples.nearest(task, text, settings.k, labels=labels, order=settings.order)
 
-    def _learn(self, task: str, text: str, result: CascadeResult, min_confidence: float) -> None:
+    def _learn(self, task: str, text: str, result: CascadeResult, settings: ExampleSettings) -> None:
         """Keep a higher tier's confident answer as a demonstration for the small model next time."""
         final = result.attempts[-1]
         if (result.outcome != "accepted" or final.tier_index == 0 or final.confidence is None
-                or final.confidence < min_confidence):
+                or final.confidence < settings.learn_min_confidence
+                or (settings.learn_only_kept and final.threshold is not None and final.confidence < final.threshold)):
             return
         added = self.examples.add(task, [Example(text=text, label=result.answer, source=f"tier:{final.tier_name}",
                                                  tier=final.tier_name, audit_id=result.run_id)])

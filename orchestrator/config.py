@@ -133,6 +133,10 @@ class ExampleSettings(_Strict):
     learn: bool = Field(default=True, description="store confident answers of higher tiers as new examples")
     learn_min_confidence: float = Field(default=0.9, ge=0.0, le=1.0,
                                         description="a higher tier's answer is learned at or above this confidence")
+    learn_only_kept: bool = Field(default=False, description=(
+        "learn a higher tier's answer only if it also reaches the threshold that tier held it to (its "
+        "calibration artifact's, per label with a per-class artifact): what it would have kept, not merely "
+        "answered as the last tier"))
     vote_weight: float = Field(default=0.0, ge=0.0, lt=1.0, description=(
         "share of a tier's label probabilities taken from the shown examples' similarity-weighted vote, "
         "balanced by the store's label shares (0: the model's alone); a calibration artifact is fitted "

@@ -53,10 +53,12 @@ def stream_items(n: int, n_seed: int, seed: int = 0, root: str | Path | None = N
 
 def _calibrate_tier(config: Path, data_dir: Path, rest: Sequence[Example], labels: list[str], k: int,
                     sizes: tuple[int, int, int], target_accuracy: float, seed: int,
-                    cache_dir: Path | None, tier_index: int = 0) -> dict[str, Any]:
+                    cache_dir: Path | None, tier_index: int = 0, on_escalated: bool = False) -> dict[str, Any]:
     """Fit one tier's calibration artifact (`cascade calibrate` with k retrieved demonstrations) on
     messages that are neither seeds nor in the stream, saved in the stream's data dir, where every
-    run of the stream then uses it. Returns the artifact id and its test-split figures."""
+    run of the stream then uses it. `on_escalated`: fitted per label on the messages tier 1
+    escalates (`cascade calibrate --on-escalated --per-class`). Returns the artifact id and its
+    test-split figures."""
     from .calibration_run import run_calibration
     from .config import load_settings
 
@@ -70,23 +72,27 @@ def _calibrate_tier(config: Path, data_dir: Path, rest: Sequence[Example], label
     result = run_calibration(settings, "classify", str(rows), fit_size=fit_size, test_size=test_size, seed=seed,
                              target_accuracy=target_accuracy, labels=labels, demos=k, demo_pool=pool_size,
                              report_dir=data_dir.parent / f"calibration-report-tier{tier_index + 1}",
-                             cache_dir=cache_dir, tier_index=tier_index, progress=False)
-    report = result["report"]
-    return {"artifact": result["artifact"].id, "method": result["artifact"].method, "fit_size": fit_size,
+                             cache_dir=cache_dir, tier_index=tier_index, on_escalated=on_escalated,
+                             per_class=on_escalated, progress=False)
+    report, artifact = result["report"], result["artifact"]
+    return {"artifact": artifact.id, "method": artifact.method, "fit_size": fit_size,
             "test_size": test_size, "pool_size": pool_size, "target_accuracy": target_accuracy,
+            "on_escalated": on_escalated, "fitted_on": artifact.source["fit_size"],
+            "tested_on": artifact.source["test_size"], "threshold": artifact.threshold,
             "test": {key: getattr(report, key) for key in ("ece_raw", "ece", "auroc_raw", "auroc", "coverage",
                                                             "kept_accuracy", "guarantee_held")}}
 
 
 def _stream_config(path: Path, threshold: float, k: int, learn_min_confidence: float, threads: int | None,
-                   vote_weight: float = 0.0) -> Path:
+                   vote_weight: float = 0.0, learn_only_kept: bool = False) -> Path:
     tiers = [{"name": "smollm2-135m", "kind": "llama_cpp", "model_path": "bundled:smollm2", "n_ctx": N_CTX},
              {"name": "gemma3-270m", "kind": "llama_cpp", "model_path": "bundled:gemma3-270m", "n_ctx": N_CTX}]
     if threads:
         for tier in tiers:
             tier["n_threads"] = threads
     tasks = {"classify": {"threshold": threshold, "examples": {"k": k, "learn": True, "vote_weight": vote_weight,
-                                                               "learn_min_confidence": learn_min_confidence}}}
+                                                               "learn_min_confidence": learn_min_confidence,
+                                                               "learn_only_kept": learn_only_kept}}}
     path.write_text(yaml.safe_dump({"tiers": tiers, "tasks": tasks}))
     return path
 
@@ -96,7 +102,8 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
                root: str | Path | None = None, models_dir: Path | None = None, budget_min: float | None = None,
                backends: dict[str, Any] | None = None, embedder: Embedder | None = None,
                calibration: tuple[int, int, int] | None = None, target_accuracy: float = 0.95,
-               vote_weight: float = 0.0, progress: Progress | None = None) -> dict[str, Any]:
+               vote_weight: float = 0.0, teacher_calibration: tuple[int, int, int] | None = None,
+               progress: Progress | None = None) -> dict[str, Any]:
     """Run SMS items in order through a two-tier Cascade (SmolLM2, then Gemma-3-270M, both
     in-process) with learning on, in a temporary data dir seeded with n_seed labelled examples.
 
@@ -111,6 +118,11 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
     then keeps an answer when the artifact's threshold says so instead of the fixed `threshold`. With
     resolver="tier", tier 2 gets its own artifact the same way: its calibrated confidence decides
     what is learned (an uncalibrated Gemma-3-270M leans to "spam" and would teach that).
+    teacher_calibration=(fit, test, pool): tier 2's artifact is instead fitted per label on the
+    messages tier 1's artifact escalates among `fit` messages outside the seed and the stream
+    (checked on those among `test` more; demonstrations from `pool` others, which may be smaller than
+    tier 1's to resemble the stream's young store), and a tier-2 answer is learned only if it reaches
+    its label's threshold (`learn_only_kept`): the teacher's accuracy where it is asked, label by label.
     With `vote_weight` > 0 each tier's label probabilities are blended with the retrieved examples'
     similarity-weighted vote (`examples.vote_weight`), in the calibration fit too: a store that grows
     with resolved escalations then raises the confidence of items like them, not only their prompt.
@@ -127,7 +139,8 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
     started_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cascade-stream-") as tmp:
         tmp_path = Path(tmp)
-        config = _stream_config(tmp_path / "cascade.yaml", threshold, k, learn_min_confidence, threads, vote_weight)
+        config = _stream_config(tmp_path / "cascade.yaml", threshold, k, learn_min_confidence, threads, vote_weight,
+                                learn_only_kept=teacher_calibration is not None)
         if resolver == "tier" and "gemma3-270m" not in (backends or {}):
             # Link the assembled Gemma file in rather than assembling it again in the temp dir.
             gemma = resolve_model_path("bundled:gemma3-270m", models_dir or tmp_path / "data")
@@ -140,8 +153,10 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
         calibrated = calibration and _calibrate_tier(config, tmp_path / "data", rest, labels, k, calibration,
                                                      target_accuracy, seed, cache_dir)
         if calibrated and resolver == "tier":  # tier 2's answers are kept and learned by its own calibration
-            calibrated["tier2"] = _calibrate_tier(config, tmp_path / "data", rest, labels, k, calibration,
-                                                  target_accuracy, seed, cache_dir, tier_index=1)
+            calibrated["tier2"] = _calibrate_tier(config, tmp_path / "data", rest, labels, k,
+                                                  teacher_calibration or calibration, target_accuracy,
+                                                  seed, cache_dir, tier_index=1,
+                                                  on_escalated=teacher_calibration is not None)
         with Cascade.from_config(config, data_dir=str(tmp_path / "data"), backends=backends) as cascade:
             if embedder is not None:
                 cascade._examples = ExampleStore(path=tmp_path / "data" / "qdrant", embedder=embedder)
@@ -156,7 +171,8 @@ def run_stream(n: int = 2000, window: int = 200, resolver: str = "tier", thresho
                     break
     return {"data": "sms", "resolver": resolver, "n_requested": n, "n_done": len(records), "window": window,
             "threshold": None if calibrated else threshold, "calibration": calibrated or None,
-            "k": k, "n_seed": len(seeds), "learn_min_confidence": learn_min_confidence, "vote_weight": vote_weight,
+            "k": k, "n_seed": len(seeds), "learn_min_confidence": learn_min_confidence,
+            "learn_only_kept": teacher_calibration is not None, "vote_weight": vote_weight,
             "stopped_by_budget": len(records) < len(stream), "minutes": (time.perf_counter() - started_all) / 60,
             "windows": stream_windows(records, window), "records": records}
 

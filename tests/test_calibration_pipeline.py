@@ -222,3 +222,43 @@ def test_calibrate_with_retrieved_demonstrations(tmp_path, monkeypatch):
     too_small = CliRunner().invoke(app, ["--data", "sms", "--demos", "4", "--demo-pool", "3",
                                          "--target-escalation-rate", "0.3", "--data-dir", str(tmp_path)])
     assert too_small.exit_code == 2 and "demonstration pool" in too_small.output
+
+
+@needs_shared
+def test_a_later_tier_is_calibrated_on_the_items_tier_1_escalates(data_dir, monkeypatch):
+    """Real SmolLM2, then Gemma-3-270M on SMS: `--tier 2 --on-escalated` fits and tests Gemma only
+    on the messages SmolLM2's artifact escalates; it needs that artifact first."""
+    import yaml
+
+    from tests.conftest import SMOL
+
+    monkeypatch.delenv("CASCADE_CONFIG", raising=False)
+    config = data_dir.parent / "cascade.yaml"
+    config.write_text(yaml.safe_dump({"tiers": [SMOL, {"name": "gemma3-270m", "kind": "llama_cpp",
+                                                       "model_path": "bundled:gemma3-270m"}]}))
+    app = typer.Typer()
+    app.command()(calibrate)
+    base = ["--data", "sms", "--fit-size", "80", "--test-size", "20", "--target-escalation-rate", "0.5",
+            "-c", str(config), "--data-dir", str(data_dir), "--json"]
+
+    def run(*extra):
+        return CliRunner().invoke(app, [*base, *extra])
+
+    first_missing = run("--tier", "2", "--on-escalated")
+    assert first_missing.exit_code == 2 and "needs tier 1 (smollm2-135m) calibrated first" in first_missing.output
+    assert run("--on-escalated").exit_code == 2
+    tier1 = run()
+    assert tier1.exit_code == 0, tier1.output
+    tier1_test = json.loads(tier1.stdout)["test"]
+
+    tier2 = run("--tier", "2", "--on-escalated")
+    assert tier2.exit_code == 0, tier2.output
+    out = json.loads(tier2.stdout)
+    # The test split is tier 1's test split less the answers tier 1 keeps there.
+    assert out["test"]["n"] == round(20 * (1 - tier1_test["coverage"]))
+    assert 30 <= out["fit"]["n"] < 80
+    hashes = json.loads((data_dir / "file-hashes.json").read_text())
+    gemma_hash = next(h for path, h in hashes.items() if "gemma" in path)
+    artifact = ArtifactStore(data_dir).latest("classify", gemma_hash, PROMPT_VERSION, ["spam", "ham"])
+    assert artifact.source["tier"] == "gemma3-270m"
+    assert artifact.source["on_escalated"] == {"fit_sampled": 80, "test_sampled": 20}

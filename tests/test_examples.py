@@ -177,3 +177,33 @@ def test_reviewed_example_is_stored_with_provenance_and_linked(tmp_path, embedde
         run = cascade.audit.get_run(result.run_id)
     assert example.reviewer == "alice" and example.audit_id == result.run_id and example.source == "reviewer:alice"
     assert run["params"]["learned_example"] == example.id and run["params"]["reviewed_by"] == "alice"
+
+
+def test_learn_only_kept_learns_what_the_tier_would_have_kept_for_that_label(tmp_path, embedder):
+    """Tier 2 is the last tier, so it answers below its threshold too; with learn_only_kept such an
+    answer is not learned, whatever learn_min_confidence says. Fraud has fixed labels, so each label
+    can have its own threshold here (a per-class artifact sets them the same way)."""
+    import yaml
+
+    from tests.conftest import fake_tiers
+
+    def fraud_scores(p_fraud: float) -> dict[str, float]:
+        return {"fraud": math.log(p_fraud), "legit": math.log(1 - p_fraud)}
+
+    def learned_labels(only_kept: bool, name: str) -> list[str]:
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(yaml.safe_dump({"tiers": fake_tiers(2), "tasks": {"fraud": {
+            "class_thresholds": {"fraud": 0.95, "legit": 0.8}, "review_below_threshold": [],
+            "examples": {"k": 0, "learn_min_confidence": 0.5, "learn_only_kept": only_kept}}}}))
+        # tier 1 is unsure twice; tier 2 says fraud at 0.9 (its fraud bar: 0.95), then legit at 0.85 (bar 0.8)
+        backends = {"t0": FakeScoringBackend([fraud_scores(0.5)] * 2),
+                    "t1": FakeScoringBackend([fraud_scores(0.9), fraud_scores(0.15)])}
+        with Cascade.from_config(config, data_dir=str(tmp_path / name), backends=backends) as cascade:
+            cascade._examples = ExampleStore(path=tmp_path / name / "qdrant", embedder=embedder)
+            answers = [cascade.fraud("Pay the redelivery fee at bit.ly/x7 now"),
+                       cascade.fraud("See you at the station at six")]
+            assert [(a.tier_name, a.verdict) for a in answers] == [("t1", "fraud"), ("t1", "legit")]
+            return sorted(e.label for e in cascade.examples.list("fraud"))
+
+    assert learned_labels(only_kept=False, name="all") == ["fraud", "legit"]
+    assert learned_labels(only_kept=True, name="kept") == ["legit"]

@@ -131,14 +131,19 @@ def test_calibrated_stream_fits_tier1_outside_the_stream_and_runs_on_that_artifa
 
 
 @needs_shared
-def test_tier_resolver_stream_calibrates_tier_two_as_well(embedder, models_dir):
+def test_tier_resolver_stream_calibrates_tier_two_on_what_tier_one_escalates(embedder, models_dir):
     # Real SmolLM2 and Gemma: with tier 2 resolving escalations, Gemma gets its own artifact (its
-    # own model file, same prompt and vote); its calibrated confidence decides what is learned.
+    # own model file, same prompt and vote), fitted per label on the messages SmolLM2's artifact
+    # escalates (`cascade calibrate --on-escalated` checks that filter); the stream then learns only
+    # tier-2 answers that reach their label's threshold.
     result = run_stream(n=2, window=2, resolver="tier", n_seed=4, k=2, threads=1, embedder=embedder,
-                        calibration=(30, 10, 30), target_accuracy=0.8, vote_weight=0.5, models_dir=models_dir)
+                        calibration=(30, 10, 30), target_accuracy=0.8, vote_weight=0.5, models_dir=models_dir,
+                        teacher_calibration=(30, 10, 10))
     tier1, tier2 = result["calibration"], result["calibration"]["tier2"]
-    assert tier1["artifact"] != tier2["artifact"] and tier2["fit_size"] == 30
-    assert 0.0 <= tier2["test"]["ece"] <= 1.0 and result["n_done"] == 2
+    assert tier1["artifact"] != tier2["artifact"] and tier2["on_escalated"]
+    assert (tier2["fit_size"], tier2["pool_size"]) == (30, 10) and tier2["fitted_on"] <= 30
+    assert set(tier2["threshold"]["per_label"]) <= set(SMS)  # a per-class artifact
+    assert 0.0 <= tier2["test"]["ece"] <= 1.0 and result["learn_only_kept"] and result["n_done"] == 2
 
 
 @needs_shared
