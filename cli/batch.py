@@ -1,4 +1,4 @@
-"""`cascade batch ...` and `cascade worker`: a thin layer over orchestrator.jobs and workers/."""
+"""`cascade batch ...` and `cascade worker`: a thin layer over orchestrator.jobs.runner and workers/."""
 
 from __future__ import annotations
 
@@ -204,7 +204,7 @@ def bench_batch(
     as_json: JsonOpt = False,
 ) -> None:
     """Items per second of a distributed classification job on 1 and 2 worker processes, and their RSS."""
-    from orchestrator.batch_bench import plot_memory, throughput
+    from evaluation.benchmarks.batch import plot_memory, throughput
 
     with err.status(f"timing a {items}-item job on {processes or [1, 2]} worker process(es)..."):
         result = throughput(items, tuple(processes or [1, 2]), threads or None)

@@ -1,7 +1,7 @@
 """`cascade calibrate`: fit a calibration artifact for a tier's model (the first by default) on labelled data.
 
 Registered in cli/main.py with `app.command("calibrate")(calibrate)`. The work is done by
-`orchestrator.calibration_run.run_calibration`; this module only parses options and prints.
+`orchestrator.calibration.run.run_calibration`; this module only parses options and prints.
 """
 
 from __future__ import annotations
@@ -80,8 +80,9 @@ def calibrate(
 ) -> None:
     """Fit a calibrated confidence and threshold for a tier's model on one split, check it on
     another, and save it as the next versioned artifact."""
-    from orchestrator.calibration_run import run_calibration
-    from orchestrator.config import load_settings
+    from evaluation.datasets import load_named
+    from orchestrator.calibration.run import run_calibration
+    from orchestrator.core.config import load_settings
 
     try:
         if sum(p is not None for p in (target_accuracy, target_escalation_rate, max_escalation_share)) != 1:
@@ -94,7 +95,7 @@ def calibrate(
             target_accuracy=target_accuracy, delta=delta, target_escalation_rate=target_escalation_rate,
             max_escalation_share=max_escalation_share, per_class=per_class, labels=label_list,
             data_root=data_root, demos=demos, demo_pool=demo_pool, report_dir=report_dir, tier_index=tier - 1,
-            on_escalated=on_escalated, min_per_class=min_per_class, progress=not as_json)
+            on_escalated=on_escalated, min_per_class=min_per_class, progress=not as_json, load=load_named)
     except CascadeError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2 if isinstance(exc, UserError) else 1)

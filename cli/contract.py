@@ -1,7 +1,7 @@
 """`cascade contract PATH` and `cascade bench contract-spans`: contract clause review.
 
 Registered in cli/main.py (`app.command("contract")(contract)`, `bench_app.command("contract-spans")
-(bench_contract_spans)`); the work is `Cascade.contract` and orchestrator.contract_bench.
+(bench_contract_spans)`); the work is `Cascade.contract` and evaluation.benchmarks.contract.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def bench_contract_spans(
     as_json: JsonOpt = False,
 ) -> None:
     """Span-check precision, presence accuracy and time per (contract, category) of tier 1 on CUAD."""
-    from orchestrator.contract_bench import contract_spans
+    from evaluation.benchmarks.contract import contract_spans
 
     names = category or ["Governing Law", "Cap on Liability", "Termination for Convenience", "Non-Compete"]
     try:

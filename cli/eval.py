@@ -1,7 +1,7 @@
 """`cascade eval`: compare escalation policies on one labelled data set, each tier run once per item.
 
 Registered in cli/main.py with `app.command("eval")(eval_cmd)` and `bench_app.command("speed")(bench_speed)`.
-The work is done by `orchestrator.eval_run.run_eval` and `orchestrator.speed_bench.speed_bench` (usable from
+The work is done by `evaluation.run.run_eval` and `evaluation.benchmarks.speed.speed_bench` (usable from
 Python); this module parses options and prints.
 """
 
@@ -87,8 +87,9 @@ def eval_cmd(
     presence accuracy (a present answer whose clause fails the span check is wrong). For ask and
     contract, --demos and --demo-pool do not apply.
     """
-    from orchestrator.config import load_settings
-    from orchestrator.eval_run import price_of, run_eval
+    from orchestrator.core.config import load_settings
+    from evaluation.ladder import price_of
+    from evaluation.run import run_eval
 
     try:
         settings = load_settings(config, data_dir=str(data_dir) if data_dir else None)
@@ -132,8 +133,8 @@ def bench_speed(
 ) -> None:
     """SLM speed per local tier (SlimLM style): input and output tokens/s, time to first token and total
     time at each context length. Timings on a shared machine are noisy: read them as ratios."""
-    from orchestrator.config import load_settings
-    from orchestrator.speed_bench import speed_bench
+    from orchestrator.core.config import load_settings
+    from evaluation.benchmarks.speed import speed_bench
 
     try:
         sizes = tuple(int(x) for x in lengths.split(","))

@@ -1,7 +1,7 @@
-"""`cascade experiment demos|stream`: the measurements of issue 8 (results in docs/learning-results.md).
+"""`cascade experiment demos|stream`: retrieved demonstrations, and learning from escalations over a stream.
 
 Registered in cli/main.py with `app.add_typer(experiments_app, name="experiment")`. The work is done
-by `orchestrator.experiments` (usable from Python); this module parses options, shows progress,
+by `evaluation.experiments.demonstrations` (usable from Python); this module parses options, shows progress,
 prints tables and saves JSON/PNG.
 """
 
@@ -21,7 +21,7 @@ from agents.errors import CascadeError, UserError
 
 __all__ = ["experiments_app"]
 
-experiments_app = typer.Typer(help="Experiments: demonstrations and learning from escalations (issue 8).",
+experiments_app = typer.Typer(help="Experiments: retrieved demonstrations, and learning from escalations over a stream.",
                               no_args_is_help=True)
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -66,7 +66,7 @@ def demos(data: Annotated[str, typer.Option("--data", help="sms or banking77")] 
           seed: SeedOpt = 0, threads: ThreadsOpt = None, data_root: DataRootOpt = None,
           out_file: OutOpt = None, as_json: JsonOpt = False) -> None:
     """Tier-1 accuracy, AUROC and ms/item with no, fixed and retrieved demonstrations, and the encoder tier."""
-    from orchestrator.experiments import run_demos
+    from evaluation.experiments.demonstrations import run_demos
 
     try:
         result = run_demos(data, n_fit=n_fit, n_test=n_test, k=k, seed=seed, threads=threads, root=data_root,
@@ -114,7 +114,7 @@ def stream(data: Annotated[str, typer.Option("--data", help="only sms for now")]
            out_file: OutOpt = None, as_json: JsonOpt = False) -> None:
     """Items in order through the cascade with learning on; per window: escalation rate and kept-answer accuracy."""
     from orchestrator import load_settings
-    from orchestrator.stream_experiment import plot_stream, run_stream
+    from evaluation.experiments.stream import plot_stream, run_stream
 
     if data != "sms":
         _fail(UserError(f"the stream experiment runs on --data sms only, not {data!r}"))

@@ -31,7 +31,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(review_app, name="review")
 examples_app = typer.Typer(help="Labelled examples shown to the small model as demonstrations.", no_args_is_help=True)
 app.add_typer(examples_app, name="examples")
-bench_app = typer.Typer(help="Benchmarks of the cascade's own cost (results go in docs/benchmarks.md).", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: the cascade's overhead, prefix reuse, speed, batches, spans, checks and redaction.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.add_typer(batch_app, name="batch")
@@ -99,8 +99,8 @@ def classify(
 def demo(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Classify a handful of example texts through the cascade (starts the local server if needed)."""
     from orchestrator import load_settings
-    from orchestrator.cascade import Cascade
-    from orchestrator.serving import running_servers
+    from orchestrator.core.cascade import Cascade
+    from orchestrator.core.serving import running_servers
 
     try:
         settings = load_settings(config)
@@ -129,8 +129,8 @@ def models_serve(
 ) -> None:
     """Start the local OpenAI-compatible server of each servable tier and keep it running."""
     from orchestrator import load_settings
-    from orchestrator.models import stop_server
-    from orchestrator.serving import servable_tiers, server_log, start_tier_server
+    from orchestrator.core.models import stop_server
+    from orchestrator.core.serving import servable_tiers, server_log, start_tier_server
 
     try:
         settings = load_settings(config)
@@ -163,7 +163,7 @@ TaskOpt = Annotated[str, typer.Option("--task", "-t", help="task the examples ar
 def examples_add(file: Annotated[Path, typer.Argument(help="JSONL or CSV with text and label")], task: TaskOpt = "classify",
                  config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Seed the example store from a labelled file (near-duplicates are stored once)."""
-    from orchestrator.example_files import read_examples
+    from orchestrator.core.example_files import read_examples
 
     try:
         examples = read_examples(file)
@@ -214,7 +214,7 @@ def examples_remove(ids: Annotated[list[str], typer.Argument(help="example ids")
 def bench_overhead(items: Annotated[int, typer.Option(help="items to time (at least 200 for the record)")] = 200,
                    config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Per-item overhead of the cascade over the bare llama-cpp-python scoring call."""
-    from orchestrator.bench import overhead
+    from evaluation.benchmarks.overhead import overhead
 
     with out.status(f"timing {items} items twice..."):
         result = overhead(items, config=config)
@@ -225,7 +225,7 @@ def bench_overhead(items: Annotated[int, typer.Option(help="items to time (at le
 def bench_prefix(items: Annotated[int, typer.Option(help="items per length class")] = 100,
                  config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Tier-1 per-item time with and without reuse of the evaluated prompt prefix."""
-    from orchestrator.bench import prefix_reuse
+    from evaluation.benchmarks.overhead import prefix_reuse
 
     with out.status(f"timing {items} short and {items} long items, with and without prefix reuse..."):
         result = prefix_reuse(items, config=config)
@@ -247,7 +247,7 @@ def bench_redaction(n: Annotated[int, typer.Option("--n", help="synthetic labell
                     seed: Annotated[int, typer.Option(help="seed of the generated texts")] = 0,
                     as_json: JsonOpt = False) -> None:
     """Recall of personal-data redaction per entity type on synthetic Faker texts (six locales)."""
-    from orchestrator.redaction_bench import run_redaction_bench
+    from evaluation.benchmarks.redaction import run_redaction_bench
 
     with out.status(f"redacting {n} synthetic texts (seed {seed})..."):
         result = run_redaction_bench(n, seed)

@@ -1,5 +1,5 @@
 """`cascade bench qa-checks`: how well the ask task's support check and confidences find wrong and
-hallucinated answers (orchestrator.qa_bench says what is measured and how)."""
+hallucinated answers (evaluation.benchmarks.qa_checks says what is measured and how)."""
 
 from __future__ import annotations
 
@@ -29,14 +29,14 @@ def bench_qa_checks(
     pairs: Annotated[int, typer.Option(help="HaluEval rows (right + hallucinated answer) for (b); half fit, half test")] = 500,
     seed: Annotated[int, typer.Option(help="seed of the row choice")] = 0,
     max_tokens: Annotated[int, typer.Option(help="tokens the small model may generate per answer (the ask task's default: 160)")] = 160,
-    save_weights: Annotated[bool, typer.Option("--save-weights", help="save the fitted support weights as the shipped artifact (orchestrator/qa_support.yaml)")] = False,
+    save_weights: Annotated[bool, typer.Option("--save-weights", help="save the fitted support weights as the shipped artifact (orchestrator/core/qa_support.yaml)")] = False,
     out_file: Annotated[Path | None, typer.Option("--out", help="also write the full result (with every answer) as JSON")] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """AUROC of the support check, its signals and the confidences for the small model's own answers
     being right (a); balanced accuracy on HaluEval's right vs hallucinated answers next to two baselines (b)."""
-    from orchestrator.qa_bench import run
+    from evaluation.benchmarks.qa_checks import run
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:

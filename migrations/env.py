@@ -4,8 +4,8 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from migrations import sqlite_engine
-from orchestrator import job_models  # noqa: F401  (registers the jobs tables on the same Base)
-from orchestrator.audit_models import Base
+from orchestrator.jobs import records as job_models  # noqa: F401  (registers the jobs tables on the same Base)
+from orchestrator.audit.records import Base
 
 target_metadata = Base.metadata
 

@@ -1,4 +1,12 @@
-"""The orchestrator: settings, the LangGraph cascade, the audit store, batch jobs and the public SDK."""
+"""The orchestrator: the public SDK over the cascade, the audit store, calibration and batch jobs.
+
+Rooms, each importing only downward (routers, agents) and from the rooms listed before it:
+- `audit/`: the SQL audit store (runs, attempts, reviews) and its hash chain;
+- `calibration/`: fitting, applying and storing calibration artifacts;
+- `core/`: settings, the LangGraph cascade and its task table, local model files and servers;
+- `jobs/`: batch jobs (store, budget, input files, the runner shared by Celery and the in-process executor).
+Measurement lives in the separate `evaluation` package, which the runtime never imports.
+"""
 
 from agents.errors import (
     CascadeError,
@@ -20,8 +28,7 @@ from agents.qa import AnswerResult, CitedPassage
 from agents.results import Attempt, CascadeResult
 
 from .audit import AuditStore
-from .cascade import Cascade
-from .config import Settings, load_settings
+from .core import Cascade, Settings, load_settings
 from .jobs import Jobs
 
 __all__ = [

@@ -15,10 +15,10 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from orchestrator import load_settings  # noqa: E402
-from orchestrator.models import resolve_model_path  # noqa: E402
-from orchestrator.serving import server_log, start_tier_server  # noqa: E402
-from orchestrator.models import stop_server  # noqa: E402
+from orchestrator import load_settings  # noqa: E402  # noqa: E402
+from orchestrator.core.models import resolve_model_path  # noqa: E402
+from orchestrator.core.serving import server_log, start_tier_server  # noqa: E402
+from orchestrator.core.models import stop_server  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 MODELS_DIR = Path(os.environ.get("CASCADE_TEST_MODELS", Path(__file__).parent.parent / ".cascade-data"))

@@ -10,22 +10,21 @@ import faulthandler
 import logging
 import os
 import signal
-import socket
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network: don't fetch litellm's price map
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from celery import Celery  # noqa: E402
-from celery.signals import worker_init, worker_ready, worker_shutdown  # noqa: E402
+from celery.signals import worker_init  # noqa: E402
 
-from orchestrator.config import load_settings  # noqa: E402
+from orchestrator.core.config import load_settings  # noqa: E402
 
 log = logging.getLogger("workers")
 faulthandler.register(signal.SIGUSR2, all_threads=True)  # `kill -USR2 PID` prints every thread's stack
 
 _settings = load_settings()
 
-app = Celery("slm_cascade", broker=_settings.broker_url, include=["workers.tasks"])
+app = Celery("slm_cascade", broker=_settings.broker_url, include=["workers.tasks", "workers.sweeper"])
 app.conf.update(
     task_acks_late=True,  # the tasks are idempotent: a message is acknowledged only after its item ran
     task_reject_on_worker_lost=True,  # a killed pool process puts its message back
@@ -43,8 +42,6 @@ app.conf.update(
     worker_send_task_events=False,
 )
 
-_sweeper = None
-
 
 @worker_init.connect
 def _share_cores(sender=None, **_):
@@ -53,19 +50,3 @@ def _share_cores(sender=None, **_):
     if getattr(sender, "pool_cls", None) and "solo" in str(sender.pool_cls).lower():
         processes = 1
     os.environ.setdefault("CASCADE_WORKER_PROCESSES", str(processes))
-
-
-@worker_ready.connect
-def _start_sweeper(sender=None, **_):
-    global _sweeper
-    from .sweeper import Sweeper
-
-    owner = f"{getattr(sender, 'hostname', None) or socket.gethostname()}:{os.getpid()}"
-    _sweeper = Sweeper(owner)
-    _sweeper.start()
-
-
-@worker_shutdown.connect
-def _stop_sweeper(**_):
-    if _sweeper is not None:
-        _sweeper.stop()

@@ -12,11 +12,16 @@ the next sweep.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 
-from orchestrator.config import load_settings
-from orchestrator.jobs import Jobs
+from celery.signals import worker_ready, worker_shutdown
+
+from orchestrator.core.config import load_settings
+from orchestrator.jobs.runner import Jobs
+from workers.tasks import process_item
 
 log = logging.getLogger("workers")
 
@@ -31,8 +36,6 @@ class Sweeper(threading.Thread):
         self._stop.set()
 
     def run(self) -> None:
-        from .tasks import process_item
-
         settings = load_settings()
         jobs: Jobs | None = None
         interval = settings.batch_sweep_interval_s
@@ -51,3 +54,20 @@ class Sweeper(threading.Thread):
                                  stale_before=time.time() - settings.batch_item_lease_s)
             except Exception as exc:  # noqa: BLE001  (database or broker down: try again next sweep)
                 log.warning("sweeper: %s: %s", type(exc).__name__, exc)
+
+
+_sweeper: Sweeper | None = None
+
+
+@worker_ready.connect
+def _start_sweeper(sender=None, **_):
+    global _sweeper
+    owner = f"{getattr(sender, 'hostname', None) or socket.gethostname()}:{os.getpid()}"
+    _sweeper = Sweeper(owner)
+    _sweeper.start()
+
+
+@worker_shutdown.connect
+def _stop_sweeper(**_):
+    if _sweeper is not None:
+        _sweeper.stop()

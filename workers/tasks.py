@@ -7,10 +7,10 @@ import os
 
 from celery.signals import worker_process_init
 
-from orchestrator.config import LlamaCppTier, load_settings
-from orchestrator.jobs import Jobs
+from orchestrator.core.config import LlamaCppTier, load_settings
+from orchestrator.jobs.runner import Jobs
 
-from .app import app
+from workers.app import app
 
 log = logging.getLogger("workers")
 _jobs: Jobs | None = None

@@ -15,7 +15,7 @@ down_revision = '0003'
 branch_labels = None
 depends_on = None
 
-GENESIS_HASH = "0" * 64  # = orchestrator.audit_chain.GENESIS_HASH
+GENESIS_HASH = "0" * 64  # = orchestrator.audit.chain.GENESIS_HASH
 
 
 def upgrade() -> None:
@@ -57,7 +57,7 @@ def upgrade() -> None:
 
 def _import_existing_runs(batch: int = 500) -> None:
     """One ledger entry per run already stored, from the tables as they are at this revision."""
-    from orchestrator.audit_chain import append_run_entries, lock_head
+    from orchestrator.audit.chain import append_run_entries, lock_head
 
     connection = op.get_bind()
     meta = sa.MetaData()

@@ -1,0 +1,1 @@
+"""Experiments behind `cascade experiment ...`: retrieved demonstrations and the learning stream."""

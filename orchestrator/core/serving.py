@@ -1,0 +1,50 @@
+"""Local OpenAI-compatible servers for tiers that have a `serve:` section."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from agents.errors import ConfigError
+
+from orchestrator.core.config import LitellmTier, Settings
+from orchestrator.core.models import resolve_model_path, server_command, server_is_up, start_server, stop_server
+
+
+def servable_tiers(settings: Settings, names: list[str] | None = None) -> list[LitellmTier]:
+    tiers = [t for t in settings.tiers if isinstance(t, LitellmTier) and t.serve is not None]
+    if names:
+        known = {t.name for t in tiers}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise ConfigError(f"no servable tier named {missing}; tiers with a serve: section: {sorted(known) or 'none'}")
+        tiers = [t for t in tiers if t.name in names]
+    return tiers
+
+
+def server_log(settings: Settings, tier: LitellmTier) -> Path:
+    return settings.data_dir / f"server-{tier.name}-{tier.serve.port}.log"
+
+
+def start_tier_server(settings: Settings, tier: LitellmTier) -> subprocess.Popen:
+    serve = tier.serve
+    path = resolve_model_path(serve.model_path, settings.data_dir, tier_name=tier.name)
+    alias = tier.model.split("/", 1)[-1]
+    command = server_command(path, serve.host, serve.port, serve.n_ctx, alias, serve.chat_format)
+    return start_server(command, tier.api_base, server_log(settings, tier))
+
+
+@contextlib.contextmanager
+def running_servers(settings: Settings, names: list[str] | None = None) -> Iterator[list[str]]:
+    """Start the servers of servable tiers that are not answering yet; stop those we started."""
+    started: list[tuple[str, subprocess.Popen]] = []
+    try:
+        for tier in servable_tiers(settings, names):
+            if not server_is_up(tier.api_base):
+                started.append((tier.name, start_tier_server(settings, tier)))
+        yield [name for name, _ in started]
+    finally:
+        for _, process in started:
+            stop_server(process)
