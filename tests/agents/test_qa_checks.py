@@ -1,7 +1,7 @@
 """The support check's logic on hand-made cases: the judge's P(yes) from label scores, lexical
 grounding, the fitted combination, the benchmark's correctness rules, baselines and threshold fits.
 A recording fake scores labels; a bag-of-words embedding stands in for MiniLM (the real models run
-in tests/test_qa_checks_real.py)."""
+in tests/agents/test_qa_checks_real.py)."""
 
 from __future__ import annotations
 

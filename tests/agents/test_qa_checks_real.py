@@ -13,7 +13,7 @@ from agents.backends.llama_cpp import LlamaCppBackend, LlamaCppOptions
 from agents.retrieval import Embedder
 from orchestrator.core.models import resolve_model_path
 from orchestrator.core.qa_support import load_support_model
-from tests.test_qa_real import halueval_rows, needs_halueval
+from tests.orchestrator.core.test_qa_real import halueval_rows, needs_halueval
 
 # (row of qa_data.jsonl, a clearly wrong answer; None: the row's hallucinated answer). Not every row
 # holds: on row 0 the judge prefers "First for Women" (0.315) to the right "Arthur's Magazine" (0.274).

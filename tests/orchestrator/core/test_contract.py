@@ -1,6 +1,6 @@
 """Contract review's logic in isolation: the CUAD loader on real rows, the span check and risk table
 with known answers, bad input, and the cascade's decisions with recording fakes standing in for the
-tiers (real MiniLM retrieval; the real SmolLM2 runs in tests/test_contract_real.py)."""
+tiers (real MiniLM retrieval; the real SmolLM2 runs in tests/orchestrator/core/test_contract_real.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Fraud flagging's decision logic in isolation: recording fakes stand in for the tiers (the real
-SmolLM2 runs in tests/test_fraud_real.py). Asymmetric thresholds, calibration artifacts, injected
+SmolLM2 runs in tests/orchestrator/core/test_fraud_real.py). Asymmetric thresholds, calibration artifacts, injected
 instructions, configuration errors and batch rows."""
 
 from __future__ import annotations

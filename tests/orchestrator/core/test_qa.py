@@ -1,6 +1,6 @@
 """Document QA's logic in isolation: chunking and ingestion (real MiniLM embeddings, Qdrant local
 mode), the span and support checks with known answers, and the cascade's decisions with recording
-fakes standing in for the tiers (the real SmolLM2 runs in tests/test_qa_real.py)."""
+fakes standing in for the tiers (the real SmolLM2 runs in tests/orchestrator/core/test_qa_real.py)."""
 
 from __future__ import annotations
 
