@@ -14,10 +14,10 @@ import typer
 from rich.table import Table
 
 from agents.errors import CascadeError
-from cli.common import ConfigOpt, JsonOpt, err, fail, out
+from cli.common import ConfigOpt, JsonOpt, command_group, err, fail, out
 
-audit_app = typer.Typer(help="Read, verify and export the audit log.", no_args_is_help=True)
-review_app = typer.Typer(help="The human-review queue: runs no tier could answer confidently.", no_args_is_help=True)
+audit_app = command_group("Read, verify and export the audit log.")
+review_app = command_group("The human-review queue: runs no tier could answer confidently.")
 
 
 @audit_app.command("list")

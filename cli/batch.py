@@ -13,10 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agents.errors import CascadeError
-from cli.common import ConfigOpt, JsonOpt, err, fail, out
+from cli.common import ConfigOpt, JsonOpt, command_group, err, fail, out
 
-batch_app = typer.Typer(help="Batch jobs: a JSONL or CSV file of items, tier 1 over all, then the escalations.",
-                        no_args_is_help=True)
+batch_app = command_group("Batch jobs: a JSONL or CSV file of items, tier 1 over all, then the escalations.")
 
 WaitOpt = Annotated[bool, typer.Option("--wait", help="show a progress bar until the job is finished")]
 

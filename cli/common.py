@@ -21,3 +21,9 @@ def fail(exc: CascadeError) -> NoReturn:
     """Print the error and exit: 2 for what the caller can fix, 1 for the rest."""
     err.print(f"[bold red]error:[/] {exc}", highlight=False)
     raise typer.Exit(2 if isinstance(exc, UserError) else 1)
+
+
+def command_group(help: str) -> typer.Typer:
+    """A `cascade` command group. Markdown help joins a docstring's own line breaks, so rich wraps
+    each paragraph to the terminal (rich mode keeps them and breaks lines mid-wrap)."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode="markdown")

@@ -15,11 +15,11 @@ from rich.text import Text
 
 from agents.errors import CascadeError
 from agents.qa import AnswerResult
-from cli.common import ConfigOpt, JsonOpt, fail, out
+from cli.common import ConfigOpt, JsonOpt, command_group, fail, out
 
 __all__ = ["ask", "docs_app"]
 
-docs_app = typer.Typer(help="Documents that `cascade ask` answers from.", no_args_is_help=True)
+docs_app = command_group("Documents that `cascade ask` answers from.")
 
 
 def _cascade(config: Path | None):

@@ -80,7 +80,7 @@ def eval_cmd(
     JSONL data holds one object per line. classify: {"text": "...", "label": "..."} (the label set is
     the distinct labels, sorted). fraud: {"text": "...", "label": "fraud" or "legit"} (spam and ham
     are read as fraud and legit). ask: {"knowledge": "...", "question": "...", "right_answer": "..."}
-    (HaluEval QA's format). contract: {"contract": "<full text>", "category": "Governing Law", "present":
+    (HaluEval QA's format). contract: {"contract": "the full text", "category": "Governing Law", "present":
     true} (a category contract review knows; rows with the same text are one contract); with --data
     cuad the items are CUAD contracts x Governing Law, Cap on Liability, Termination for Convenience and
     Non-Compete, --n and --fit-size count (contract, category) pairs, split by contract, and quality is

@@ -18,11 +18,11 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.errors import CascadeError, UserError
+from cli.common import command_group
 
 __all__ = ["experiments_app"]
 
-experiments_app = typer.Typer(help="Experiments: retrieved demonstrations, and learning from escalations over a stream.",
-                              no_args_is_help=True)
+experiments_app = command_group("Experiments: retrieved demonstrations, and learning from escalations over a stream.")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from agents.errors import CascadeError
 from agents.results import CascadeResult
-from cli.common import ConfigOpt, JsonOpt, err, fail, out
+from cli.common import ConfigOpt, JsonOpt, command_group, err, fail, out
 from cli.audit import audit_app, review_app
 from cli.batch import batch_app, bench_batch, worker
 from cli.calibrate import calibrate
@@ -25,13 +25,13 @@ from cli.experiments import experiments_app
 from cli.fraud import fraud
 from cli.qa_bench import bench_qa_checks
 
-app = typer.Typer(help="Run tasks on a small local model first; escalate only when it must.", no_args_is_help=True)
-models_app = typer.Typer(help="Model tiers: serve the local ones.", no_args_is_help=True)
+app = command_group("Run tasks on a small local model first; escalate only when it must.")
+models_app = command_group("Model tiers: serve the local ones.")
 app.add_typer(audit_app, name="audit")
 app.add_typer(review_app, name="review")
-examples_app = typer.Typer(help="Labelled examples shown to the small model as demonstrations.", no_args_is_help=True)
+examples_app = command_group("Labelled examples shown to the small model as demonstrations.")
 app.add_typer(examples_app, name="examples")
-bench_app = typer.Typer(help="Benchmarks: the cascade's overhead, prefix reuse, speed, batches, spans, checks and redaction.", no_args_is_help=True)
+bench_app = command_group("Benchmarks: the cascade's overhead, prefix reuse, speed, batches, spans, checks and redaction.")
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.add_typer(batch_app, name="batch")
