@@ -65,10 +65,12 @@ def embedder():
     return Embedder()
 
 
-def gemma_tier(port: int) -> dict:
+def gemma_tier(port: int, start: str = "manual") -> dict:
+    """The bundled Gemma behind its local server on `port`; `start: manual` unless a test wants the
+    Cascade to start the server itself (on_demand, the default ladder's setting)."""
     return {"name": "gemma3-270m", "kind": "litellm", "locality": "local", "model": "openai/gemma-3-270m",
             "schema_mode": "json_object_schema", "max_tokens": 32, "logprobs": False,
-            "serve": {"model_path": "bundled:gemma3-270m", "port": port, "chat_format": "gemma"}}
+            "serve": {"model_path": "bundled:gemma3-270m", "port": port, "chat_format": "gemma", "start": start}}
 
 
 @pytest.fixture(scope="session")

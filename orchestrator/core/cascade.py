@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
-from functools import cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from agents import classify as classification
 from agents import qa
-from agents.backends.litellm_backend import LitellmBackend, LitellmOptions
 from agents.contracts import ContractReview
 from agents.documents import DocumentStore, Ingested
 from agents.errors import CascadeError, ConfigError, InvalidInputError, UnknownTaskError
@@ -26,13 +24,12 @@ from orchestrator.audit.store import AuditStore, text_hash
 from orchestrator.calibration.store import ArtifactStore
 from orchestrator.calibration.fitting import CalibrationArtifact
 from orchestrator.core.config import (
-    KNOWN_TASKS, EncoderTier, ExampleSettings, LitellmTier, LlamaCppTier, PrivacySettings, Settings, load_settings,
-    protect_secrets,
+    KNOWN_TASKS, ExampleSettings, PrivacySettings, Settings, load_settings, protect_secrets,
 )
 from orchestrator.core.contract_review import PASSAGES, review_contract
-from orchestrator.core.example_files import read_examples
 from orchestrator.core.graph import CascadeContext, ItemPrivacy, TierHandle, build_graph, ms_since
-from orchestrator.core.models import file_sha256, resolve_model_path
+from orchestrator.core.serving import OnDemandServers
+from orchestrator.core.tiers import tier_handle
 from orchestrator.core.tasks import TASKS
 
 
@@ -47,10 +44,11 @@ class Cascade:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.audit = AuditStore(settings.audit_url)
         self._injected = dict(backends or {})
+        self._servers = OnDemandServers(settings)
         unknown = set(self._injected) - {t.name for t in settings.tiers}
         if unknown:
             raise ConfigError(f"backends given for unknown tier(s) {sorted(unknown)}")
-        self._tiers = [self._handle(t) for t in settings.tiers]
+        self._tiers = [tier_handle(t, settings, self._injected, self._servers, self._embedder) for t in settings.tiers]
         self._artifacts = ArtifactStore(settings.data_dir)
         self._calibrations: dict[tuple, tuple[CalibrationArtifact | None, str]] = {}
         self._examples: ExampleStore | None = None
@@ -68,6 +66,7 @@ class Cascade:
         return cls(load_settings(config_file, **overrides), backends=backends)
 
     def close(self) -> None:
+        self._servers.stop_all()
         self.audit.close()
         if self._examples is not None:
             self._examples.close()
@@ -302,92 +301,9 @@ class Cascade:
             raise InvalidInputError(f"run {run_id} has no tier left to resume on")
         return [Attempt.model_validate(a) for a in run["attempts"]]
 
-    def _handle(self, tier: LlamaCppTier | LitellmTier) -> TierHandle:
-        if tier.name in self._injected:
-            backend = self._injected[tier.name]
-            return TierHandle(name=tier.name, model_id=getattr(backend, "model_id", tier.name),
-                              model_file_hash=lambda: getattr(backend, "file_hash", None), backend=lambda: backend,
-                              price_per_1k=_configured_prices(tier), external=tier.locality == "external")
-        if isinstance(tier, LlamaCppTier):
-            return self._llama_handle(tier)
-        if isinstance(tier, EncoderTier):
-            return self._encoder_handle(tier)
-        return self._litellm_handle(tier)
-
-    def _encoder_handle(self, tier: EncoderTier) -> TierHandle:
-        @cache
-        def backend():
-            from agents.backends.encoder import EncoderBackend, EncoderOptions
-
-            options = EncoderOptions(examples=read_examples(tier.examples_file), c=tier.c,
-                                     min_per_label=tier.min_per_label, cache_dir=self.settings.data_dir / "encoder")
-            return EncoderBackend(options, self._embedder())
-
-        return TierHandle(name=tier.name, model_id=f"encoder:{tier.examples_file.name}", backend=backend,
-                          model_file_hash=lambda: backend().file_hash)
-
-    def _llama_handle(self, tier: LlamaCppTier) -> TierHandle:
-        data_dir = self.settings.data_dir
-
-        @cache
-        def path() -> Path:
-            return resolve_model_path(tier.model_path, data_dir, tier_name=tier.name)
-
-        @cache
-        def backend():
-            from agents.backends.llama_cpp import LlamaCppBackend, LlamaCppOptions
-
-            return LlamaCppBackend(LlamaCppOptions(model_path=path(), n_ctx=tier.n_ctx, n_threads=tier.n_threads))
-
-        return TierHandle(name=tier.name, model_id=tier.model_path, backend=backend, price_per_1k=_local_prices(tier),
-                          model_file_hash=cache(lambda: file_sha256(path(), data_dir)))
-
-    def _litellm_handle(self, tier: LitellmTier) -> TierHandle:
-        data_dir = self.settings.data_dir
-        key = os.environ.get(tier.api_key_env) if tier.api_key_env else None
-        if tier.api_key_env and not key:
-            raise ConfigError(f"tier {tier.name!r}: environment variable {tier.api_key_env} (its API key) is not set")
-        if key is None and tier.api_base:
-            key = "no-key-needed"  # OpenAI-compatible local servers accept any key
-        hint = (f"start it with `cascade models serve {tier.name}`" if tier.serve
-                else "check the provider, its api_base and the network")
-        options = LitellmOptions(
-            model=tier.model, api_base=tier.api_base, api_key=key, timeout_s=tier.timeout_s,
-            max_tokens=tier.max_tokens, input_per_1k=tier.prices.input_per_1k,
-            output_per_1k=tier.prices.output_per_1k, extra=tier.options, schema_mode=tier.schema_mode,
-            logprobs=tier.logprobs,
-            unreachable_hint=hint,
-        )
-        backend = LitellmBackend(options)
-
-        @cache
-        def served_file_hash() -> str | None:
-            if tier.serve is None:
-                return None
-            return file_sha256(resolve_model_path(tier.serve.model_path, data_dir, tier_name=tier.name), data_dir)
-
-        return TierHandle(name=tier.name, model_id=tier.model, model_file_hash=served_file_hash,
-                          backend=lambda: backend, external=tier.locality == "external")
-
 
 def _data_policy(privacy: PrivacySettings, confidential: bool) -> dict[str, Any]:
     """The policy that applies to one item, as the audit log records it."""
     if confidential:
         return {"source": "confidential call", "external": "forbid", "keep_examples": False}
     return {"source": "task", "external": privacy.external, "keep_examples": privacy.keep_examples}
-
-
-def _configured_prices(tier: LlamaCppTier | LitellmTier | EncoderTier) -> tuple[float, float]:
-    """An injected backend stands in for the tier: it costs what the tier's configured prices say
-    (a litellm tier's backend would price by them too when both are set)."""
-    prices = getattr(tier, "prices", None)
-    if isinstance(tier, LitellmTier) and prices.input_per_1k is not None and prices.output_per_1k is not None:
-        return (prices.input_per_1k, prices.output_per_1k)
-    return _local_prices(tier) if prices is not None else (0.0, 0.0)
-
-
-def _local_prices(tier: LlamaCppTier | LitellmTier) -> tuple[float, float]:
-    """Configured prices of a local tier; remote tiers are priced by their backend per call."""
-    if isinstance(tier, LlamaCppTier):
-        return (tier.prices.input_per_1k or 0.0, tier.prices.output_per_1k or 0.0)
-    return (0.0, 0.0)

@@ -55,9 +55,12 @@ class Prices(_Strict):
 
 
 class LocalServe(_Strict):
-    """How `cascade models serve` runs this tier on this machine (llama-cpp-python's server)."""
+    """How this tier's server runs on this machine (llama-cpp-python's OpenAI-compatible server)."""
 
     model_path: str
+    start: Literal["on_demand", "manual"] = Field(default="on_demand", description=(
+        "on_demand: the first call that needs this tier starts its server if nothing answers on the port, "
+        "and the Cascade that started it stops it when it closes; manual: only `cascade models serve` starts it"))
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)
     n_ctx: int = Field(default=2048, ge=128)

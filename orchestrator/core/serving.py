@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from agents.errors import ConfigError
+from agents.errors import ConfigError, TierUnreachableError
 
 from orchestrator.core.config import LitellmTier, Settings
 from orchestrator.core.models import resolve_model_path, server_command, server_is_up, start_server, stop_server
@@ -48,3 +49,36 @@ def running_servers(settings: Settings, names: list[str] | None = None) -> Itera
     finally:
         for _, process in started:
             stop_server(process)
+
+
+class OnDemandServers:
+    """Starts a servable tier's server the first time a call needs it (`serve.start: on_demand`) and
+    nothing answers on its port yet, and stops what it started on `stop_all`. A server another
+    process started first (the port is taken and answering) is used, never stopped."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._ready: set[str] = set()
+        self._started: list[subprocess.Popen] = []
+
+    def ensure(self, tier: LitellmTier) -> None:
+        if tier.serve is None or tier.serve.start != "on_demand" or tier.name in self._ready:
+            return
+        with self._lock:
+            if tier.name in self._ready:
+                return
+            if not server_is_up(tier.api_base):
+                try:
+                    self._started.append(start_tier_server(self.settings, tier))
+                except TierUnreachableError:
+                    if not server_is_up(tier.api_base):  # not a race lost to another process starting it
+                        raise
+            self._ready.add(tier.name)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            for process in self._started:
+                stop_server(process)
+            self._started.clear()
+            self._ready.clear()
