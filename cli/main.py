@@ -97,16 +97,13 @@ def classify(
 
 @app.command()
 def demo(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Classify a handful of example texts through the cascade (starts the local server if needed)."""
+    """Classify a handful of example texts through the cascade (a local server starts if one is needed)."""
     from orchestrator import load_settings
     from orchestrator.core.cascade import Cascade
-    from orchestrator.core.serving import running_servers
 
     try:
         settings = load_settings(config)
-        with running_servers(settings) as started, Cascade(settings) as cascade:
-            if started and not as_json:
-                err.print(f"started local server(s) for this demo: {', '.join(started)}")
+        with Cascade(settings) as cascade:
             results = []
             with out.status("classifying...") if not as_json else nullcontext():
                 for text in DEMO_TEXTS:

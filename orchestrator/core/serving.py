@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 from agents.errors import ConfigError, TierUnreachableError
@@ -35,20 +33,6 @@ def start_tier_server(settings: Settings, tier: LitellmTier) -> subprocess.Popen
     alias = tier.model.split("/", 1)[-1]
     command = server_command(path, serve.host, serve.port, serve.n_ctx, alias, serve.chat_format)
     return start_server(command, tier.api_base, server_log(settings, tier))
-
-
-@contextlib.contextmanager
-def running_servers(settings: Settings, names: list[str] | None = None) -> Iterator[list[str]]:
-    """Start the servers of servable tiers that are not answering yet; stop those we started."""
-    started: list[tuple[str, subprocess.Popen]] = []
-    try:
-        for tier in servable_tiers(settings, names):
-            if not server_is_up(tier.api_base):
-                started.append((tier.name, start_tier_server(settings, tier)))
-        yield [name for name, _ in started]
-    finally:
-        for _, process in started:
-            stop_server(process)
 
 
 class OnDemandServers:
