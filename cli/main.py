@@ -24,6 +24,7 @@ from cli.eval import bench_speed, eval_cmd
 from cli.experiments import experiments_app
 from cli.fraud import fraud
 from cli.qa_bench import bench_qa_checks
+from cli.serve import keys_app, serve
 
 app = typer.Typer(help="Run tasks on a small local model first; escalate only when it must.", no_args_is_help=True)
 models_app = typer.Typer(help="Model tiers: serve the local ones.", no_args_is_help=True)
@@ -36,6 +37,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.add_typer(batch_app, name="batch")
 app.command("worker")(worker)
+app.command("serve")(serve)
+app.add_typer(keys_app, name="keys")
 bench_app.command("batch")(bench_batch)
 bench_app.command("contract-spans")(bench_contract_spans)
 bench_app.command("qa-checks")(bench_qa_checks)
