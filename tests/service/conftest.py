@@ -80,8 +80,9 @@ def start_server(app, port: int) -> tuple[uvicorn.Server, threading.Thread]:
 
 def serve(tmp_path, **overrides) -> tuple[Served, uvicorn.Server, threading.Thread]:
     config = write_config(tmp_path / "cascade.yaml", fake_tiers(2), threshold=0.6)
+    # A down tier fails an item after one quick retry (the defaults back off for about 30 s).
     settings = load_settings(config, data_dir=str(tmp_path / "data"), service_max_body_kb=MAX_BODY_KB,
-                             **overrides)
+                             batch_max_retries=1, batch_retry_backoff_s=0.05, **overrides)
     app = create_app(settings, backends={"t0": ScriptedBackend("t0"), "t1": ScriptedBackend("t1")},
                      webhook_interval_s=0.2)
     store = KeyStore(settings.audit_url)
