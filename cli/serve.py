@@ -60,7 +60,9 @@ def serve(
 def _keys(config: Path | None):
     from orchestrator import KeyStore, load_settings
 
-    return KeyStore(load_settings(config).audit_url)
+    settings = load_settings(config)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return KeyStore(settings.audit_url)
 
 
 @keys_app.command("create")
