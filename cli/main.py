@@ -24,7 +24,7 @@ from cli.eval import bench_speed, eval_cmd
 from cli.experiments import experiments_app
 from cli.fraud import fraud
 from cli.qa_bench import bench_qa_checks
-from cli.serve import keys_app, serve
+from cli.serve import bench_serve, keys_app, serve
 
 app = typer.Typer(help="Run tasks on a small local model first; escalate only when it must.", no_args_is_help=True)
 models_app = typer.Typer(help="Model tiers: serve the local ones.", no_args_is_help=True)
@@ -42,6 +42,7 @@ app.add_typer(keys_app, name="keys")
 bench_app.command("batch")(bench_batch)
 bench_app.command("contract-spans")(bench_contract_spans)
 bench_app.command("qa-checks")(bench_qa_checks)
+bench_app.command("serve")(bench_serve)
 
 app.command("calibrate")(calibrate)
 app.command("fraud")(fraud)

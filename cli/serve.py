@@ -117,3 +117,28 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (from `
     except CascadeError as exc:
         fail(exc)
     out.print(f"revoked {key_id}")
+
+
+def bench_serve(
+    clients: Annotated[int, typer.Option(help="concurrent clients")] = 32,
+    seconds: Annotated[float, typer.Option(help="how long the clients send requests")] = 60.0,
+    pairs: Annotated[int, typer.Option(help="items timed through the SDK and over HTTP, paired")] = 30,
+    database_url: Annotated[Optional[str], typer.Option(help="database of the run (default: SQLite in a fresh data dir)")] = None,
+    config: ConfigOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Load the HTTP service on loopback: req/s, latency p50/p95/p99, errors, one finished audit run
+    per accepted request, and the server's added latency over the same SDK call."""
+    from evaluation.benchmarks.serve import run_serve_bench
+
+    if not 1 <= clients <= 256 or not 0 < seconds <= 900:
+        err.print("clients must be 1..256 and seconds 0..900 (the benchmark is bounded)")
+        raise typer.Exit(2)
+    with err.status(f"{clients} clients for {seconds:g} s, then {pairs} paired calls..."):
+        result = run_serve_bench(clients, seconds, pairs, config=config, database_url=database_url)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    table = Table("measure", "value")
+    for k, v in result.items():
+        table.add_row(k, str(v))
+    out.print(table)
