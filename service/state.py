@@ -3,6 +3,7 @@ stores, the job layer, the metrics and the rate limiter. Built by `create_app`, 
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Callable, TypeVar
 
@@ -14,6 +15,7 @@ from service.metrics import Metrics
 from service.ratelimit import RateLimiter
 
 T = TypeVar("T")
+log = logging.getLogger("service")
 
 
 class SerialCascade:
@@ -50,16 +52,14 @@ class ServiceState:
         with self.model_lock, acting_as(key_id):
             return work(self.cascade)
 
-    def run_embedded_job(self, job_id: str, key_id: str | None) -> None:
-        """Run an embedded job in a thread of this process (its items take the model lock one at a time)."""
+    def run_embedded_job(self, job_id: str) -> None:
+        """Run an embedded job in a thread of this process (its items take the model lock one at a
+        time; their runs record the key that submitted the job, kept on the job)."""
         def run() -> None:
-            with acting_as(key_id):
-                try:
-                    self.jobs.run(job_id)
-                except Exception:  # noqa: BLE001  (the job store keeps the state; `status` shows it)
-                    import logging
-
-                    logging.getLogger("service").exception("embedded job %s stopped", job_id)
+            try:
+                self.jobs.run(job_id)
+            except Exception:  # noqa: BLE001  (the job store keeps the state; `status` shows it)
+                log.exception("embedded job %s stopped", job_id)
 
         thread = threading.Thread(target=run, name=f"job-{job_id[:8]}", daemon=True)
         self.runners[job_id] = thread

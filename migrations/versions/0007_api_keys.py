@@ -49,9 +49,13 @@ def upgrade() -> None:
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("api_key_id", sa.String(16), nullable=True))
         batch_op.create_index("ix_runs_api_key_id", ["api_key_id"])
+    with op.batch_alter_table("jobs", schema=None) as batch_op:  # its items' runs record the key too
+        batch_op.add_column(sa.Column("api_key_id", sa.String(16), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("api_key_id")
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_index("ix_runs_api_key_id")
         batch_op.drop_column("api_key_id")

@@ -61,11 +61,12 @@ class JobStore:
     # -- loading ---------------------------------------------------------------------------------
 
     def create_job(self, task: str, mode: str, source: str, params: dict, share: float,
-                   max_spend: float | None = None) -> str:
+                   max_spend: float | None = None, api_key_id: str | None = None) -> str:
         job_id = str(uuid.uuid4())
         with self._tx() as s:
             s.add(JobRecord(id=job_id, task=task, mode=mode, status="loading", phase=1, source=source,
-                            params=params, max_escalation_share=share, max_spend=max_spend, created_at=_now()))
+                            params=params, max_escalation_share=share, max_spend=max_spend, created_at=_now(),
+                            api_key_id=api_key_id))
         return job_id
 
     def add_items(self, job_id: str, rows: list[dict[str, Any]]) -> None:
@@ -162,7 +163,8 @@ class JobStore:
             item.tries += 1
             item.dispatched_at = item.started_at = time.time()
             return {"id": item.id, "job_id": item.job_id, "task": job.task, "payload": item.payload,
-                    "run_id": item.run_id, "run_status": run_status, "latency_ms": item.latency_ms}
+                    "run_id": item.run_id, "run_status": run_status, "latency_ms": item.latency_ms,
+                    "api_key_id": job.api_key_id}
 
     def link_run(self, item_id: int, run_id: str, phase: int, outcome: str) -> None:
         try:

@@ -34,12 +34,13 @@ def _job_or_404(state: ServiceState, job_id: str) -> dict:
 
 def _submit(state: ServiceState, principal: Principal, path: Path, task: str, labels, share, spend,
             callback_url: str | None) -> JobAccepted:
-    job_id = state.jobs.submit(path, task, labels=labels, max_escalation_share=share, max_spend=spend)
+    job_id = state.jobs.submit(path, task, labels=labels, max_escalation_share=share, max_spend=spend,
+                               api_key_id=principal.key_id)
     if callback_url:
         state.webhooks.add(job_id, principal.key_id, callback_url)
     job = state.jobs.store.get_job(job_id)
     if job["mode"] == "embedded":
-        state.run_embedded_job(job_id, principal.key_id)
+        state.run_embedded_job(job_id)
     return JobAccepted(job_id=job_id, status=job["status"], mode=job["mode"])
 
 
@@ -129,5 +130,5 @@ def retry_failed(job_id: str, state: StateDep, principal: JobsKey):
     job = _job_or_404(state, job_id)
     requeued = state.jobs.retry_failed(job_id)
     if requeued and job["mode"] == "embedded":
-        state.run_embedded_job(job_id, principal.key_id)
+        state.run_embedded_job(job_id)
     return {"job_id": job_id, "requeued": requeued}

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from orchestrator import KeyStore
+from orchestrator import AuditStore, KeyStore
 from tests.service.receiver import Receiver
 
 pytestmark = pytest.mark.slow  # a real server
@@ -53,6 +53,9 @@ def test_json_job_results_and_a_signed_webhook_retried_once(service):
     assert [d["status_code"] for d in status["webhook"]["deliveries"]] == [500, 200]  # retried after a 500
     assert [r["id"] for r in lines] == ["m0", "m1", "m2", "m3"] and [r["id"] for r in rows] == ["m0", "m1", "m2", "m3"]
     assert lines[1]["status"] == "failed" and lines[0]["answer"] == "spam"
+    audit = AuditStore(service.settings.audit_url)
+    assert {audit.get_run(r["run_id"])["api_key_id"] for r in lines} == {service.key_ids["jobs"]}
+    audit.close()
     secret = webhook_secret(service)
     for delivery in receiver.received:
         expected = "sha256=" + hmac.new(secret.encode(), delivery["body"], hashlib.sha256).hexdigest()

@@ -51,7 +51,8 @@ def test_distributed_job_over_http_with_webhook_and_real_smollm2(tmp_path, data_
         assert status["done"] == len(TEXTS) and status["failed"] == 0
         assert [r["id"] for r in results] == [f"m{i}" for i in range(len(TEXTS))]
         audit = AuditStore(postgres_url)
-        assert all(audit.get_run(r["run_id"])["status"] == "accepted" for r in results)
+        item_runs = [audit.get_run(r["run_id"]) for r in results]
+        assert all(run["status"] == "accepted" and run["api_key_id"] == key.key_id for run in item_runs)
         assert audit.get_run(one.json()["run_id"])["api_key_id"] == key.key_id
         assert audit.verify()["ok"]
         audit.close()
