@@ -18,7 +18,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.access.records import IdempotencyRecord
-from orchestrator.access.sql import SqlStore
+from orchestrator.audit.sql import SqlStore
 
 
 def request_hash(endpoint: str, body: Any) -> str:
@@ -36,6 +36,8 @@ class Claim:
 
 
 class IdempotencyStore(SqlStore):
+    NAME = "idempotency store"
+
     def claim(self, key_id: str, idempotency_key: str, endpoint: str, digest: str) -> Claim:
         record = IdempotencyRecord(key_id=key_id, idempotency_key=idempotency_key, endpoint=endpoint,
                                    request_hash=digest, created_at=datetime.now(timezone.utc))

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from agents.errors import InvalidInputError
 
 from orchestrator.access.records import ApiKeyRecord
-from orchestrator.access.sql import SqlStore
+from orchestrator.audit.sql import SqlStore
 
 SCOPES = ("tasks", "jobs", "review", "audit", "admin")
 PREFIX = "csk_"
@@ -68,6 +68,8 @@ def _digest(secret: str) -> str:
 
 class KeyStore(SqlStore):
     """API keys in the audit database."""
+
+    NAME = "key store"
 
     def create(self, scopes: list[str], name: str = "") -> NewKey:
         scopes = check_scopes(scopes)

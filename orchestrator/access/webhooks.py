@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from orchestrator.access.records import JobWebhookRecord
-from orchestrator.access.sql import SqlStore
+from orchestrator.audit.sql import SqlStore
 from orchestrator.jobs.records import JobRecord
 
 SIGNATURE_HEADER = "X-Cascade-Signature"
@@ -31,6 +31,8 @@ def _now() -> datetime:
 
 
 class WebhookStore(SqlStore):
+    NAME = "webhook store"
+
     def add(self, job_id: str, key_id: str, url: str) -> None:
         with self._tx() as s:
             s.add(JobWebhookRecord(job_id=job_id, key_id=key_id, url=url, state="waiting", tries=0, deliveries=[]))

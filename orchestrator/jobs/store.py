@@ -11,19 +11,15 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-import migrations
 from agents.errors import StorageError
 
-from orchestrator.audit.store import _make_engine
+from orchestrator.audit.sql import SqlStore
 from orchestrator.audit.chain import append_run_entries, lock_head
 from orchestrator.audit.records import AttemptRecord, RunRecord
 from orchestrator.jobs.budget import FREE, Candidate, EscalationPrice, plan_admission, spend_note
@@ -34,29 +30,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class JobStore:
+class JobStore(SqlStore):
     """Jobs and job items in the audit database (migrated on open, like the audit store)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        try:
-            migrations.upgrade(url)
-        except SQLAlchemyError as exc:
-            raise StorageError(f"cannot open the job store at {_safe_url(url)}: {exc}") from None
-        self.engine = _make_engine(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except SQLAlchemyError as exc:
-            raise StorageError(f"job store failed at {_safe_url(self.url)}: {exc.__class__.__name__}: "
-                               f"{getattr(exc, 'orig', None) or exc}") from None
+    NAME = "job store"
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -359,9 +336,3 @@ def _chunks(values: list, size: int) -> Iterator[list]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
 
-
-def _safe_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparsable database URL>"

@@ -28,19 +28,17 @@ def add_documents(body: DocumentsRequest, request: Request, state: StateDep, pri
 
     def add(cascade):
         folder = state.settings.data_dir / "documents"
-        folder.mkdir(parents=True, exist_ok=True)
         staged = folder / ".incoming"
-        staged.mkdir(exist_ok=True)
-        paths = []
-        for d in body.documents:
-            (staged / d.name).write_text(d.text, encoding="utf-8")
-            paths.append(staged / d.name)
-        for p in paths:
-            read_document(p)  # every document checked before any is stored
-        final = []
-        for p in paths:
-            p.replace(folder / p.name)
-            final.append(folder / p.name)
+        staged.mkdir(parents=True, exist_ok=True)
+        paths = [staged / d.name for d in body.documents]
+        try:
+            for d, path in zip(body.documents, paths):
+                path.write_text(d.text, encoding="utf-8")
+                read_document(path)  # every document checked before any is stored
+            final = [path.replace(folder / path.name) for path in paths]
+        finally:
+            for path in paths:
+                path.unlink(missing_ok=True)
         return cascade.add_documents(final)
 
     return respond_once(request, state, principal, body, lambda: state.call(principal.key_id, add))
