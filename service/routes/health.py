@@ -36,11 +36,16 @@ def ready(state: StateDep):
             checks["broker"] = "ok"
         except Exception as exc:  # noqa: BLE001
             checks["broker"] = f"failed: {type(exc).__name__}"
-    try:
-        with state.model_lock:
+    # A request holding the model lock is using tier 1: it loaded. Don't queue a probe behind it.
+    if state.model_lock.acquire(timeout=2.0):
+        try:
             state.cascade.load_tier(0)
-        checks["tier1"] = "ok"
-    except Exception as exc:  # noqa: BLE001
-        checks["tier1"] = f"failed: {getattr(exc, 'message', type(exc).__name__)}"
-    ok = all(v == "ok" for v in checks.values())
+            checks["tier1"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["tier1"] = f"failed: {getattr(exc, 'message', type(exc).__name__)}"
+        finally:
+            state.model_lock.release()
+    else:
+        checks["tier1"] = "busy"
+    ok = all(v in ("ok", "busy") for v in checks.values())
     return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
