@@ -12,8 +12,10 @@ import json
 import time
 
 import pytest
+from sqlalchemy import func, select
 
 from orchestrator import AuditStore, KeyStore
+from orchestrator.jobs.records import JobItemRecord
 from tests.service.receiver import Receiver
 
 pytestmark = pytest.mark.slow  # a real server
@@ -82,3 +84,17 @@ def test_csv_upload_retry_failed_and_cancel(service):
         assert client.get("/v1/jobs/no-such-job").status_code == 404
         empty = client.post("/v1/jobs", json={"task": "classify", "labels": ["a", "b"], "items": []})
         assert empty.status_code == 422 and "items" in empty.json()["detail"]
+
+
+def test_a_retried_job_submission_creates_one_job(service):
+    body = {"task": "fraud", "items": [{"id": "t1", "text": "see you at nine"}]}
+    with service.client("jobs") as client:
+        first = client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "job-once"})
+        retry = client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "job-once"})
+        assert first.status_code == retry.status_code == 202
+        assert retry.json()["job_id"] == first.json()["job_id"] and retry.headers["idempotent-replayed"] == "true"
+        wait_for(client, first.json()["job_id"])
+    jobs = service.app.state.service.jobs.store
+    with jobs._tx() as s:
+        n = s.scalar(select(func.count()).select_from(JobItemRecord).where(JobItemRecord.external_id == "t1"))
+    assert n == 1
