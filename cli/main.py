@@ -24,6 +24,7 @@ from cli.eval import bench_speed, eval_cmd
 from cli.experiments import experiments_app
 from cli.fraud import fraud
 from cli.qa_bench import bench_qa_checks
+from cli.serve import bench_serve, keys_app, serve
 
 app = command_group("Run tasks on a small local model first; escalate only when it must.")
 models_app = command_group("Model tiers: serve the local ones.")
@@ -36,9 +37,12 @@ app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.add_typer(batch_app, name="batch")
 app.command("worker")(worker)
+app.command("serve")(serve)
+app.add_typer(keys_app, name="keys")
 bench_app.command("batch")(bench_batch)
 bench_app.command("contract-spans")(bench_contract_spans)
 bench_app.command("qa-checks")(bench_qa_checks)
+bench_app.command("serve")(bench_serve)
 
 app.command("calibrate")(calibrate)
 app.command("fraud")(fraud)

@@ -6,6 +6,7 @@ from sqlalchemy import create_engine, pool
 from migrations import sqlite_engine
 from orchestrator.jobs import records as job_models  # noqa: F401  (registers the jobs tables on the same Base)
 from orchestrator.audit.records import Base
+from orchestrator.access import records as access_models  # noqa: F401  (api keys, idempotency, webhooks)
 
 target_metadata = Base.metadata
 

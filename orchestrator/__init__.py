@@ -4,7 +4,8 @@ Rooms, each importing only downward (routers, agents) and from the rooms listed 
 - `audit/`: the SQL audit store (runs, attempts, reviews) and its hash chain;
 - `calibration/`: fitting, applying and storing calibration artifacts;
 - `core/`: settings, the LangGraph cascade and its task table, local model files and servers;
-- `jobs/`: batch jobs (store, budget, input files, the runner shared by Celery and the in-process executor).
+- `jobs/`: batch jobs (store, budget, input files, the runner shared by Celery and the in-process executor);
+- `access/`: API keys and scopes, idempotent POST responses, job-completion webhooks (the HTTP service's).
 Measurement lives in the separate `evaluation` package, which the runtime never imports.
 """
 
@@ -27,13 +28,15 @@ from agents.fraud import FraudResult, Indicator
 from agents.qa import AnswerResult, CitedPassage
 from agents.results import Attempt, CascadeResult
 
+from .access import KeyStore, Principal
 from .audit import AuditStore
+from .audit.caller import acting_as
 from .core import Cascade, Settings, load_settings
 from .jobs import Jobs
 
 __all__ = [
     "AnswerResult", "Attempt", "AuditStore", "Cascade", "CascadeError", "CascadeResult", "CitedPassage", "ConfigError",
-    "FraudResult", "Indicator", "Ingested", "Passage",
+    "FraudResult", "Indicator", "Ingested", "KeyStore", "Passage", "Principal", "acting_as",
     "InvalidInputError", "InvalidOutputError", "Jobs", "ModelError", "ModelFileError", "ModelTimeoutError",
     "RunConflictError", "Settings", "StorageError", "TierUnreachableError", "UnknownTaskError", "UserError",
     "load_settings",

@@ -1,5 +1,5 @@
 """Imports point downward only: workers -> orchestrator -> routers -> agents; evaluation (and the
-CLI) import the runtime, the runtime never imports them. No import circles; no module past 400 lines."""
+CLI and the service) import the runtime, the runtime never imports them. No import circles; no module past 400 lines."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("agents", "routers", "orchestrator", "workers", "evaluation", "cli")
+PACKAGES = ("agents", "routers", "orchestrator", "workers", "evaluation", "cli", "service")
 FORBIDDEN = {
-    "agents": {"orchestrator", "routers", "workers", "cli", "evaluation"},
-    "routers": {"orchestrator", "workers", "cli", "evaluation"},
-    "orchestrator": {"workers", "cli", "evaluation"},
-    "workers": {"cli", "evaluation"},
+    "agents": {"orchestrator", "routers", "workers", "cli", "evaluation", "service"},
+    "routers": {"orchestrator", "workers", "cli", "evaluation", "service"},
+    "orchestrator": {"workers", "cli", "evaluation", "service"},
+    "workers": {"cli", "evaluation", "service"},
     "evaluation": {"workers", "cli"},
+    "service": {"cli", "evaluation", "workers"},
 }
 MAX_LINES = 400
 

@@ -34,6 +34,8 @@ class RunRecord(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     cost: Mapped[float] = mapped_column(Float, default=0.0)
+    # The API key that asked (orchestrator/access); None for SDK and CLI runs and rows before 0007.
+    api_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
 
     attempts: Mapped[list["AttemptRecord"]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="AttemptRecord.seq"

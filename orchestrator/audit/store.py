@@ -19,6 +19,7 @@ from agents.secrets import scrub
 from agents.results import Attempt, CascadeResult
 
 from orchestrator.audit import chain as audit_chain
+from orchestrator.audit.caller import current_caller
 from orchestrator.audit.records import AttemptRecord, AuditLogEntry, ReviewRecord, RunRecord
 
 
@@ -66,6 +67,7 @@ class AuditStore:
                 session.add(RunRecord(
                     id=new_id, task=task, status="running", input_hash=digest, input_chars=len(text),
                     params=params, config_hash=config_hash, started_at=_now(), reason="", cost=0.0,
+                    api_key_id=current_caller(),
                 ))
                 return "run.start"
             if run.status != "running":
@@ -287,7 +289,7 @@ def _review_dict(r: ReviewRecord) -> dict[str, Any]:
 def _run_dict(r: RunRecord, with_attempts: bool, with_review: bool = False) -> dict[str, Any]:
     data = {c: getattr(r, c) for c in (
         "id", "task", "status", "answer", "confidence", "final_tier", "reason", "error_type", "error",
-        "input_hash", "input_chars", "params", "config_hash", "latency_ms", "cost")}
+        "input_hash", "input_chars", "params", "config_hash", "latency_ms", "cost", "api_key_id")}
     # UTC with its offset on either database (SQLite gives naive datetimes back, PostgreSQL the session's zone)
     data["started_at"] = audit_chain.utc_iso(r.started_at) if r.started_at else None
     data["finished_at"] = audit_chain.utc_iso(r.finished_at) if r.finished_at else None

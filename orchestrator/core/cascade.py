@@ -71,6 +71,10 @@ class Cascade:
         if self._examples is not None:
             self._examples.close()
 
+    def load_tier(self, index: int = 0) -> None:
+        """Load tier `index`'s model now (a readiness check); raises its ModelError if it cannot."""
+        self._tiers[index].backend()
+
     def __enter__(self) -> "Cascade":
         return self
 

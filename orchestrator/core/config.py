@@ -20,6 +20,11 @@ Environment variables (all optional):
   CASCADE_BATCH_ITEM_LEASE_S  an item handed to a worker and unfinished after this long is re-sent
   CASCADE_BATCH_WINDOW  items of one job in flight at once (distributed mode)
   CASCADE_BATCH_SWEEP_INTERVAL_S  how often a worker looks for jobs to dispatch and advance
+  CASCADE_SERVICE_HOST, CASCADE_SERVICE_PORT  where `cascade serve` listens (127.0.0.1:8000)
+  CASCADE_SERVICE_WORKERS  server processes (1; more need CASCADE_QDRANT_URL and a shared database)
+  CASCADE_SERVICE_MAX_BODY_KB  largest request body accepted (2048 kB; larger: 413)
+  CASCADE_SERVICE_RATE_LIMIT_PER_MIN  requests per minute per API key (600; 0: no limit; over: 429)
+  CASCADE_SERVICE_WEBHOOK_MAX_TRIES  deliveries of a job-completion webhook before it is given up (5)
 """
 
 from __future__ import annotations
@@ -205,6 +210,13 @@ class Settings(BaseSettings):
     batch_item_lease_s: float = Field(default=300.0, gt=0)
     batch_window: int = Field(default=32, ge=1)
     batch_sweep_interval_s: float = Field(default=1.0, gt=0)
+    # The HTTP service (service/, `cascade serve`).
+    service_host: str = "127.0.0.1"
+    service_port: int = Field(default=8000, ge=0, le=65535)
+    service_workers: int = Field(default=1, ge=1)
+    service_max_body_kb: float = Field(default=2048.0, gt=0)
+    service_rate_limit_per_min: int = Field(default=600, ge=0)
+    service_webhook_max_tries: int = Field(default=5, ge=1)
 
     @field_validator("tiers")
     @classmethod

@@ -57,6 +57,7 @@ class JobRecord(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)  # e.g. the budget decision
+    api_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)  # the API key that submitted it
 
 
 class JobItemRecord(Base):

@@ -48,6 +48,7 @@ from agents.errors import (CascadeError, InvalidInputError, InvalidOutputError, 
                            StorageError, UserError)
 from agents.results import Attempt, CascadeResult
 
+from orchestrator.audit.caller import acting_as, current_caller
 from orchestrator.jobs import results as job_results
 from orchestrator.core.config import Settings, load_settings
 from orchestrator.jobs.budget import escalation_price
@@ -96,11 +97,12 @@ class Jobs:
 
     def submit(self, path: str | Path, task: str, *, labels: list[str] | None = None,
                max_escalation_share: float | None = None, max_spend: float | None = None,
-               mode: str | None = None, input_format: str | None = None) -> str:
+               mode: str | None = None, input_format: str | None = None, api_key_id: str | None = None) -> str:
         """Load a JSONL or CSV file as a job (streamed, in chunks) and return its id. The file is
         checked first (task, size, format, header); a malformed row becomes an `invalid` item. The
         job becomes visible to executors only once every row is stored. `max_spend` caps the
-        estimated cost of the job's escalations (default `batch_max_spend`: none)."""
+        estimated cost of the job's escalations (default `batch_max_spend`: none). The audit runs of
+        its items record `api_key_id` as the key that asked (the HTTP service passes the caller's)."""
         path = Path(path)
         spec = row_format(task)
         params = spec.job_params(labels)
@@ -120,7 +122,7 @@ class Jobs:
                                         f"{price.source}; set its prices.input_per_1k and prices.output_per_1k")
         fmt = check_file(path, int(self.settings.batch_max_file_mb * 2**20), input_format)
         rows = read_rows(path, fmt, task, params, int(self.settings.batch_max_row_kb * 1024))
-        job_id = self.store.create_job(task, mode, str(path), params, share, max_spend)
+        job_id = self.store.create_job(task, mode, str(path), params, share, max_spend, api_key_id)
         total = invalid = 0
         try:
             chunk: list[dict[str, Any]] = []
@@ -197,12 +199,13 @@ class Jobs:
         cascade = self.cascade()
         task, payload, run_id, run_status = item["task"], item["payload"], item["run_id"], item["run_status"]
         try:
-            if run_status in ("accepted", "needs_review") or (phase == 1 and run_status == "pending"):
-                result = recorded_result(cascade.audit.get_run(run_id))
-            elif phase == 2 and run_status == "pending":
-                result = cascade.run(task, resume_run_id=run_id, **payload)
-            else:  # a new run, or one a dead execution left running: the whole phase, under this id
-                result = cascade.run(task, run_id=run_id, stop_after_tier=0 if phase == 1 else None, **payload)
+            with acting_as(item["api_key_id"] or current_caller()):  # the key that submitted the job
+                if run_status in ("accepted", "needs_review") or (phase == 1 and run_status == "pending"):
+                    result = recorded_result(cascade.audit.get_run(run_id))
+                elif phase == 2 and run_status == "pending":
+                    result = cascade.run(task, resume_run_id=run_id, **payload)
+                else:  # a new run, or one a dead execution left running: the whole phase, under this id
+                    result = cascade.run(task, run_id=run_id, stop_after_tier=0 if phase == 1 else None, **payload)
         except RunConflictError:
             return "skipped"  # another execution of this item finished the same run meanwhile
         except CascadeError as exc:

@@ -11,19 +11,15 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-import migrations
 from agents.errors import StorageError
 
-from orchestrator.audit.store import _make_engine
+from orchestrator.audit.sql import SqlStore
 from orchestrator.audit.chain import append_run_entries, lock_head
 from orchestrator.audit.records import AttemptRecord, RunRecord
 from orchestrator.jobs.budget import FREE, Candidate, EscalationPrice, plan_admission, spend_note
@@ -34,38 +30,20 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class JobStore:
+class JobStore(SqlStore):
     """Jobs and job items in the audit database (migrated on open, like the audit store)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        try:
-            migrations.upgrade(url)
-        except SQLAlchemyError as exc:
-            raise StorageError(f"cannot open the job store at {_safe_url(url)}: {exc}") from None
-        self.engine = _make_engine(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except SQLAlchemyError as exc:
-            raise StorageError(f"job store failed at {_safe_url(self.url)}: {exc.__class__.__name__}: "
-                               f"{getattr(exc, 'orig', None) or exc}") from None
+    NAME = "job store"
 
     # -- loading ---------------------------------------------------------------------------------
 
     def create_job(self, task: str, mode: str, source: str, params: dict, share: float,
-                   max_spend: float | None = None) -> str:
+                   max_spend: float | None = None, api_key_id: str | None = None) -> str:
         job_id = str(uuid.uuid4())
         with self._tx() as s:
             s.add(JobRecord(id=job_id, task=task, mode=mode, status="loading", phase=1, source=source,
-                            params=params, max_escalation_share=share, max_spend=max_spend, created_at=_now()))
+                            params=params, max_escalation_share=share, max_spend=max_spend, created_at=_now(),
+                            api_key_id=api_key_id))
         return job_id
 
     def add_items(self, job_id: str, rows: list[dict[str, Any]]) -> None:
@@ -162,7 +140,8 @@ class JobStore:
             item.tries += 1
             item.dispatched_at = item.started_at = time.time()
             return {"id": item.id, "job_id": item.job_id, "task": job.task, "payload": item.payload,
-                    "run_id": item.run_id, "run_status": run_status, "latency_ms": item.latency_ms}
+                    "run_id": item.run_id, "run_status": run_status, "latency_ms": item.latency_ms,
+                    "api_key_id": job.api_key_id}
 
     def link_run(self, item_id: int, run_id: str, phase: int, outcome: str) -> None:
         try:
@@ -357,9 +336,3 @@ def _chunks(values: list, size: int) -> Iterator[list]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
 
-
-def _safe_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparsable database URL>"
