@@ -11,9 +11,9 @@ import typer
 from rich.table import Table
 
 from agents.errors import CascadeError
-from cli.common import ConfigOpt, JsonOpt, err, fail, out
+from cli.common import ConfigOpt, JsonOpt, command_group, err, fail, out
 
-keys_app = typer.Typer(help="API keys of the HTTP service: create (shown once), list, revoke.", no_args_is_help=True)
+keys_app = command_group("API keys of the HTTP service: create (shown once), list, revoke.")
 
 
 def serve(
