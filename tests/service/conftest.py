@@ -62,7 +62,7 @@ class Served:
 
     def client(self, scope: str | None = "admin", **kwargs) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.keys[scope]}"} if scope else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120, **kwargs)  # a real model on a loaded 2-core machine
 
 
 def start_server(app, port: int) -> tuple[uvicorn.Server, threading.Thread]:
