@@ -4,7 +4,8 @@ Rooms, each importing only downward (routers, agents) and from the rooms listed 
 - `audit/`: the SQL audit store (runs, attempts, reviews) and its hash chain;
 - `calibration/`: fitting, applying and storing calibration artifacts;
 - `core/`: settings, the LangGraph cascade and its task table, local model files and servers;
-- `jobs/`: batch jobs (store, budget, input files, the runner shared by Celery and the in-process executor).
+- `jobs/`: batch jobs (store, budget, input files, the runner shared by Celery and the in-process executor);
+- `workflows/`: multi-step LangGraph workflows of routed task calls, checkpointed, paused for people.
 Measurement lives in the separate `evaluation` package, which the runtime never imports.
 """
 
@@ -30,11 +31,12 @@ from agents.results import Attempt, CascadeResult
 from .audit import AuditStore
 from .core import Cascade, Settings, load_settings
 from .jobs import Jobs
+from .workflows import WorkflowRun, Workflows
 
 __all__ = [
     "AnswerResult", "Attempt", "AuditStore", "Cascade", "CascadeError", "CascadeResult", "CitedPassage", "ConfigError",
     "FraudResult", "Indicator", "Ingested", "Passage",
     "InvalidInputError", "InvalidOutputError", "Jobs", "ModelError", "ModelFileError", "ModelTimeoutError",
     "RunConflictError", "Settings", "StorageError", "TierUnreachableError", "UnknownTaskError", "UserError",
-    "load_settings",
+    "WorkflowRun", "Workflows", "load_settings",
 ]
