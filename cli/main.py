@@ -24,11 +24,13 @@ from cli.eval import bench_speed, eval_cmd
 from cli.experiments import experiments_app
 from cli.fraud import fraud
 from cli.qa_bench import bench_qa_checks
+from cli.workflow import workflow_app
 
 app = typer.Typer(help="Run tasks on a small local model first; escalate only when it must.", no_args_is_help=True)
 models_app = typer.Typer(help="Model tiers: serve the local ones.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(review_app, name="review")
+app.add_typer(workflow_app, name="workflow")
 examples_app = typer.Typer(help="Labelled examples shown to the small model as demonstrations.", no_args_is_help=True)
 app.add_typer(examples_app, name="examples")
 bench_app = typer.Typer(help="Benchmarks: the cascade's overhead, prefix reuse, speed, batches, spans, checks and redaction.", no_args_is_help=True)
