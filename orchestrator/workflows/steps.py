@@ -11,6 +11,7 @@ and resolving it resumes the step with the person's answer.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -68,10 +69,11 @@ def run_task_step(runtime: Runtime[WorkflowContext], step: str, call: Callable[[
     store = ctx.cascade.audit
     retry = sum(1 for e in store.workflow_events(ctx.run_id) if e["step"] == step and e["kind"] == "fail")
     run_id = child_run_id(ctx.run_id, step, retry)
-    with ctx.lock, child_runs_of(ctx.run_id):
+    with ctx.lock:
         existing = store.get_run(run_id)
         try:
-            output = rebuild(result_from_run(existing)) if existing and existing["status"] in FINISHED else call(run_id)
+            output = (rebuild(result_from_run(existing)) if existing and existing["status"] in FINISHED
+                      else contextvars.Context().run(_as_child, ctx.run_id, call, run_id))
         except Exception as exc:  # recorded, then the runner stops the workflow cleanly
             record_failure(ctx, step, exc, run_id if store.get_run(run_id) else None)
             raise
@@ -80,6 +82,14 @@ def run_task_step(runtime: Runtime[WorkflowContext], step: str, call: Callable[[
         decision = wait_for_person(ctx, step, output["run_id"], output.get("reason", ""))
         output = {**output, "answer": decision["answer"], "decided_by": "person", "reviewer": decision["reviewer"]}
     return output
+
+
+def _as_child(workflow_run_id: str, call: Callable[[str], dict[str, Any]], run_id: str) -> dict[str, Any]:
+    """Run `call` as a child run of the workflow. Called in a fresh context: the cascade's own
+    LangGraph graph must not see the workflow's run config, or it would run as a checkpointed
+    subgraph of the step (and a failed run would resume from its stored error on a retry)."""
+    with child_runs_of(workflow_run_id):
+        return call(run_id)
 
 
 def routed_task(task: str, payload: Callable[[dict], dict[str, Any]], output_key: str,
