@@ -171,3 +171,22 @@ def test_postgresql_checkpointer_pauses_and_resumes(tmp_path, postgres_url):
             assert conn.execute(sqlalchemy.text("SELECT count(*) FROM checkpoints WHERE thread_id = :t"),
                                 {"t": run.run_id}).scalar() == 0
         assert cascade.audit.verify()["ok"]
+
+
+def test_a_step_on_an_unreachable_tier_fails_the_workflow_cleanly(tmp_path):
+    """A real litellm tier pointed at a closed local port: the first step's run fails, is
+    recorded, and no later step runs."""
+    from tests.conftest import free_port
+
+    tier = {"name": "down", "kind": "litellm", "locality": "local", "model": "openai/none",
+            "api_base": f"http://127.0.0.1:{free_port()}/v1", "timeout_s": 5}
+    config = write_config(tmp_path / "cascade.yaml", [tier])
+    with Cascade(load_settings(config, data_dir=str(tmp_path / "data"))) as cascade, Workflows(cascade) as workflows:
+        run = workflows.run("support-triage", "I lost my card")
+        assert run.status == "failed" and run.error.startswith("intent: ")
+        assert [(e["step"], e["kind"]) for e in run.events] == [("intent", "fail")]
+        child = cascade.audit.get_run(run.events[0]["child_run_id"])
+        assert child["status"] == "failed" and child["error_type"] == "TierUnreachableError"
+        assert child["parent_run_id"] == run.run_id
+        assert cascade.audit.get_run(run.run_id)["reason"].startswith("failed: ")
+        assert cascade.audit.verify()["ok"]
