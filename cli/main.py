@@ -24,7 +24,7 @@ from cli.eval import bench_speed, eval_cmd
 from cli.experiments import experiments_app
 from cli.fraud import fraud
 from cli.qa_bench import bench_qa_checks
-from cli.workflow import workflow_app
+from cli.workflow import bench_workflows, workflow_app
 
 app = typer.Typer(help="Run tasks on a small local model first; escalate only when it must.", no_args_is_help=True)
 models_app = typer.Typer(help="Model tiers: serve the local ones.", no_args_is_help=True)
@@ -41,6 +41,7 @@ app.command("worker")(worker)
 bench_app.command("batch")(bench_batch)
 bench_app.command("contract-spans")(bench_contract_spans)
 bench_app.command("qa-checks")(bench_qa_checks)
+bench_app.command("workflows")(bench_workflows)
 
 app.command("calibrate")(calibrate)
 app.command("fraud")(fraud)

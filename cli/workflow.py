@@ -87,6 +87,30 @@ def workflow_resume(run_id: str, config: ConfigOpt = None, as_json: JsonOpt = Fa
     _print_run(run, as_json)
 
 
+def bench_workflows(
+    contracts: Annotated[int, typer.Option(help="CUAD contracts to review")] = 3,
+    category: Annotated[Optional[list[str]], typer.Option(help="clause categories (repeat); default: four")] = None,
+    banking: Annotated[int, typer.Option(help="banking77 test messages (legit, with a gold intent)")] = 8,
+    spam: Annotated[int, typer.Option(help="SMS spam messages (gold verdict fraud)")] = 4,
+    config: ConfigOpt = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="also write the JSON here")] = None,
+) -> None:
+    """Both shipped workflows on CUAD and on support messages from banking77 and SMS spam: outcomes,
+    seconds per case and per step, and which tier (or the simulated reviewer) decided each step."""
+    from evaluation.benchmarks.workflows import workflows_bench
+
+    categories = category or ["Governing Law", "Cap on Liability", "Termination for Convenience", "Change of Control"]
+    try:
+        result = workflows_bench(contracts, categories, banking, spam, config,
+                                 progress=lambda line: err.print(line, highlight=False))
+    except CascadeError as exc:
+        fail(exc)
+    text = json.dumps(result, indent=2)
+    if out_file:
+        out_file.write_text(text + "\n")
+    out.print_json(text)
+
+
 def print_workflow_tree(store, run: dict[str, Any]) -> None:
     """A workflow run as a tree: its steps in order, each with its child run, pauses and resumes."""
     children = {c["id"]: c for c in store.child_runs(run["id"])}
@@ -153,4 +177,4 @@ def _read_input(text: str | None, file: Path | None) -> str:
     return sys.stdin.read() if text == "-" else text
 
 
-__all__ = ["print_workflow_tree", "workflow_app"]
+__all__ = ["bench_workflows", "print_workflow_tree", "workflow_app"]
