@@ -21,13 +21,7 @@ workflow_app = typer.Typer(help="Multi-step workflows whose steps run through th
 @workflow_app.command("list")
 def workflow_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """The registered workflows."""
-    from orchestrator import Cascade, Workflows
-
-    try:
-        with Cascade.from_config(config) as cascade, Workflows(cascade) as workflows:
-            rows = workflows.list()
-    except CascadeError as exc:
-        fail(exc)
+    rows = _with_workflows(config, lambda workflows: workflows.list())
     if as_json:
         out.print_json(json.dumps(rows))
         return
@@ -48,43 +42,24 @@ def workflow_run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run workflow NAME on INPUT until it completes, pauses for a person or fails."""
-    from orchestrator import Cascade, Workflows
-
     try:
-        source = _read_input(text, file)
-        options = dict(_option(o) for o in option)
-        with Cascade.from_config(config) as cascade, Workflows(cascade) as workflows:
-            run = workflows.run(name, source, **options)
+        source, options = _read_input(text, file), dict(_option(o) for o in option)
     except CascadeError as exc:
         fail(exc)
-    _print_run(run, as_json)
+    _print_run(_with_workflows(config, lambda workflows: workflows.run(name, source, **options)), as_json)
 
 
 @workflow_app.command("status")
 def workflow_status(run_id: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """A workflow run's status, the reviews it waits on, its steps and its output."""
-    from orchestrator import Cascade, Workflows
-
-    try:
-        with Cascade.from_config(config) as cascade, Workflows(cascade) as workflows:
-            run = workflows.status(run_id)
-    except CascadeError as exc:
-        fail(exc)
-    _print_run(run, as_json, exit_on_failure=False)
+    _print_run(_with_workflows(config, lambda workflows: workflows.status(run_id)), as_json, exit_on_failure=False)
 
 
 @workflow_app.command("resume")
 def workflow_resume(run_id: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Continue a workflow run from its last checkpoint (after a crash or a failure, or with the
     reviews resolved so far)."""
-    from orchestrator import Cascade, Workflows
-
-    try:
-        with Cascade.from_config(config) as cascade, Workflows(cascade) as workflows:
-            run = workflows.resume(run_id)
-    except CascadeError as exc:
-        fail(exc)
-    _print_run(run, as_json)
+    _print_run(_with_workflows(config, lambda workflows: workflows.resume(run_id)), as_json)
 
 
 def bench_workflows(
@@ -137,6 +112,17 @@ def print_workflow_tree(store, run: dict[str, Any]) -> None:
                 conf = f"{a['confidence']:.3f}" if a["confidence"] is not None else "-"
                 branch.add(f"{a['tier_name']}: {a['decision']} {(a['answer'] or '-')[:60]!r} ({conf}) {a['reason']}")
     out.print(tree, highlight=False)
+
+
+def _with_workflows(config: Path | None, call):
+    """`call(workflows)` on the configured Cascade; a CascadeError ends the command."""
+    from orchestrator import Cascade, Workflows
+
+    try:
+        with Cascade.from_config(config) as cascade, Workflows(cascade) as workflows:
+            return call(workflows)
+    except CascadeError as exc:
+        fail(exc)
 
 
 def _print_run(run, as_json: bool, exit_on_failure: bool = True) -> None:

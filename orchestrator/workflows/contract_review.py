@@ -20,10 +20,9 @@ from langgraph.types import Send
 
 from agents import contracts
 from agents.contract_categories import risk_for
-from agents.errors import InvalidInputError
 
 from orchestrator.core.contract_review import PASSAGES, ContractPlan, plan_review, review_category
-from orchestrator.workflows.registry import WorkflowSpec, register
+from orchestrator.workflows.registry import WorkflowSpec, check_options, register, text_list
 from orchestrator.workflows.steps import WorkflowContext, function_step, result_output, run_task_step
 
 NAME = "contract-review"
@@ -46,12 +45,8 @@ class CategoryState(TypedDict):
 
 
 def make_input(text: str, options: dict[str, Any]) -> ContractState:
-    unknown = set(options) - {"categories", "k"}
-    if unknown:
-        raise InvalidInputError(f"unknown option(s) {sorted(unknown)} for {NAME}; it takes categories and k")
-    categories = options.get("categories")
-    if isinstance(categories, str):
-        categories = [c.strip() for c in categories.split(",")]
+    check_options(NAME, options, {"categories": "clause categories", "k": "passages per category"})
+    categories = text_list(options.get("categories"))
     state: ContractState = {"contract": text, "categories": categories, "k": options.get("k", PASSAGES)}
     contracts.validate_contract(text)  # the rest (categories, k) is checked by the chunk step's plan
     return state

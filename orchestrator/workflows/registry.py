@@ -49,6 +49,19 @@ def register_graph(name: str, graph: StateGraph | CompiledStateGraph, *, descrip
                                  make_input=lambda text, options: {input_key: text, **options}), replace=replace)
 
 
+def check_options(workflow: str, options: dict[str, Any], allowed: dict[str, str]) -> None:
+    """Refuse options a workflow does not take, naming the ones it does (`allowed`: name -> what)."""
+    unknown = set(options) - set(allowed)
+    if unknown:
+        takes = ", ".join(f"{k} ({v})" for k, v in allowed.items())
+        raise InvalidInputError(f"unknown option(s) {sorted(unknown)} for {workflow}; it takes {takes}")
+
+
+def text_list(value: Any) -> Any:
+    """An option given as "a,b,c" (the CLI's form) as a list; anything else as it is."""
+    return [part.strip() for part in value.split(",")] if isinstance(value, str) else value
+
+
 def get(name: str) -> WorkflowSpec:
     if name not in _REGISTRY:
         raise UnknownTaskError(f"unknown workflow {name!r}; registered workflows: {', '.join(sorted(_REGISTRY))}")

@@ -20,7 +20,7 @@ from agents import qa
 from agents.errors import InvalidInputError
 from agents.fraud import find_indicators
 
-from orchestrator.workflows.registry import WorkflowSpec, register
+from orchestrator.workflows.registry import WorkflowSpec, check_options, register, text_list
 from orchestrator.workflows.steps import (
     WorkflowContext, function_step, human_step, result_output, routed_task, run_task_step,
 )
@@ -43,12 +43,8 @@ class TriageState(TypedDict, total=False):
 
 
 def make_input(text: str, options: dict[str, Any]) -> TriageState:
-    unknown = set(options) - {"labels", "k"}
-    if unknown:
-        raise InvalidInputError(f"unknown option(s) {sorted(unknown)} for {NAME}; it takes labels (intents) and k")
-    labels = options.get("labels", DEFAULT_INTENTS)
-    if isinstance(labels, str):
-        labels = [label.strip() for label in labels.split(",")]
+    check_options(NAME, options, {"labels": "the intents", "k": "passages shown to the reader"})
+    labels = text_list(options.get("labels", DEFAULT_INTENTS))
     k = options.get("k", 4)
     if not isinstance(k, int) or isinstance(k, bool):
         raise InvalidInputError(f"k must be an integer (passages shown to the reader); got {k!r}")

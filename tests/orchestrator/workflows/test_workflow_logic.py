@@ -190,3 +190,21 @@ def test_a_step_on_an_unreachable_tier_fails_the_workflow_cleanly(tmp_path):
         assert child["parent_run_id"] == run.run_id
         assert cascade.audit.get_run(run.run_id)["reason"].startswith("failed: ")
         assert cascade.audit.verify()["ok"]
+
+
+def test_the_cli_lists_workflows_and_refuses_bad_options(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    env = {"CASCADE_DATA_DIR": str(tmp_path / "data"),
+           "CASCADE_CONFIG": str(write_config(tmp_path / "cascade.yaml", fake_tiers(1)))}
+    listed = CliRunner().invoke(app, ["workflow", "list", "--json"], env=env)
+    assert listed.exit_code == 0
+    assert {"support-triage", "contract-review"} <= {w["name"] for w in json.loads(listed.output)}
+    bad = CliRunner().invoke(app, ["workflow", "run", "support-triage", "hi", "-o", "colour=red"], env=env)
+    assert bad.exit_code == 2 and "unknown option" in bad.output
+    missing = CliRunner().invoke(app, ["workflow", "status", "no-such-run"], env=env)
+    assert missing.exit_code == 2 and "no workflow run" in missing.output
