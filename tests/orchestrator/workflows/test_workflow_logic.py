@@ -208,3 +208,35 @@ def test_the_cli_lists_workflows_and_refuses_bad_options(tmp_path):
     assert bad.exit_code == 2 and "unknown option" in bad.output
     missing = CliRunner().invoke(app, ["workflow", "status", "no-such-run"], env=env)
     assert missing.exit_code == 2 and "no workflow run" in missing.output
+
+
+@pytest.mark.slow  # the chunk step embeds with the real MiniLM
+def test_fanned_out_branches_pause_and_resume_one_by_one(tmp_path):
+    """contract-review's two category branches both fail the span check (an invented clause) and
+    pause; each resolution resumes its own branch, and no model call is repeated."""
+    import yaml
+
+    from agents.backends.fake import FakeGeneratingBackend
+
+    config = tmp_path / "cascade.yaml"
+    config.write_text(yaml.safe_dump({"tiers": fake_tiers(1)}))
+    invented = '{"present": true, "clause": "an invented clause"}'
+    fake = FakeGeneratingBackend([invented, invented], logprob=-0.1)
+    contract = ("SERVICES AGREEMENT\n\n1. Governing Law. This Agreement is governed by the laws of New York.\n\n"
+                "2. Liability. Neither party's liability shall exceed the fees paid in the prior twelve months.\n")
+    with (Cascade(load_settings(config, data_dir=str(tmp_path / "data")), backends={"t0": fake}) as cascade,
+          Workflows(cascade) as workflows):
+        run = workflows.run("contract-review", contract, categories=["Governing Law", "Cap on Liability"], k=1)
+        assert run.status == "paused" and len(run.waiting) == 2
+        by_step = {w["step"]: w["review_run_id"] for w in run.waiting}
+        first = cascade.resolve_review(by_step["category:Cap on Liability"], "absent", "alice")["workflow"]
+        assert first["status"] == "paused" and [w["step"] for w in first["waiting"]] == ["category:Governing Law"]
+        clause = "This Agreement is governed by the laws of New York."
+        done = cascade.resolve_review(by_step["category:Governing Law"], clause, "bob")["workflow"]
+        assert done["status"] == "completed"
+        rows = {r["category"]: r for r in done["output"]["categories"]}
+        assert (rows["Governing Law"]["present"], rows["Governing Law"]["clause"]) == (True, clause)
+        assert rows["Cap on Liability"]["present"] is False and rows["Cap on Liability"]["reviewer"] == "alice"
+        assert {r["tier"] for r in rows.values()} == {"person"}
+        assert len(fake.calls) == 2
+        assert cascade.audit.verify()["ok"]
