@@ -41,7 +41,7 @@ def workflow_run(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run workflow NAME on INPUT until it completes, pauses for a person or fails."""
+    """Run workflow NAME on TEXT (or --file) until it completes, pauses for a person or fails."""
     try:
         source, options = _read_input(text, file), dict(_option(o) for o in option)
     except CascadeError as exc:
@@ -57,8 +57,7 @@ def workflow_status(run_id: str, config: ConfigOpt = None, as_json: JsonOpt = Fa
 
 @workflow_app.command("resume")
 def workflow_resume(run_id: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Continue a workflow run from its last checkpoint (after a crash or a failure, or with the
-    reviews resolved so far)."""
+    """Continue a workflow run from its last checkpoint: after a crash or a failure, or with the reviews resolved so far."""
     _print_run(_with_workflows(config, lambda workflows: workflows.resume(run_id)), as_json)
 
 

@@ -179,5 +179,5 @@ def workflows_bench(n_contracts: int, categories: list[str], n_banking: int, n_s
         with running_servers(settings), Cascade(settings) as cascade:
             cascade.add_documents([handbook])
             support = bench_support(cascade, support_messages(n_banking, n_spam, root), progress)
-            contracts = bench_contracts(cascade, n_contracts, categories, root, progress)
+            contracts = bench_contracts(cascade, n_contracts, categories, root, progress) if n_contracts else None
     return {"ladder": [t.name for t in settings.tiers], "support_triage": support, "contract_review": contracts}
