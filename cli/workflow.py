@@ -57,7 +57,7 @@ def workflow_status(run_id: str, config: ConfigOpt = None, as_json: JsonOpt = Fa
 
 @workflow_app.command("resume")
 def workflow_resume(run_id: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Continue a workflow run from its last checkpoint: after a crash or a failure, or with the reviews resolved so far."""
+    """Continue a workflow run from its last checkpoint: after a crash, a failure or new review answers."""
     _print_run(_with_workflows(config, lambda workflows: workflows.resume(run_id)), as_json)
 
 
