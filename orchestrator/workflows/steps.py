@@ -132,7 +132,10 @@ def human_step(runtime: Runtime[WorkflowContext], step: str, question: str,
     run_id = child_run_id(ctx.run_id, step)
     if store.get_run(run_id) is None:
         with child_runs_of(ctx.run_id):
-            store.start_run("handoff", question, {"labels": options or [], "workflow_step": step}, "-", run_id=run_id)
+            # a person's reply to a case is not a labelled example of any task: never stored as one
+            policy = {"source": "workflow handoff", "external": "forbid", "keep_examples": False}
+            store.start_run("handoff", question, {"labels": options or [], "workflow_step": step, "data_policy": policy},
+                            "-", run_id=run_id)
             store.finish_run(CascadeResult(run_id=run_id, task="handoff", outcome="needs_review", answer=None,
                                            confidence=None, tier_name=None, attempts=[], latency_ms=0.0, cost=0.0,
                                            reason=f"needs review: handed to a person by workflow step {step}"))
