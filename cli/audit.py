@@ -24,7 +24,7 @@ review_app = command_group("The human-review queue: runs no tier could answer co
 def audit_list(
     limit: Annotated[int, typer.Option(help="how many runs, newest first")] = 20,
     task: Annotated[Optional[str], typer.Option(help="only this task")] = None,
-    status: Annotated[Optional[str], typer.Option(help="only this status: accepted, needs_review, failed, pending, running")] = None,
+    status: Annotated[Optional[str], typer.Option(help="only this status: accepted, needs_review, failed, pending, running (workflow runs: paused, completed)")] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -49,18 +49,26 @@ def audit_list(
 
 @audit_app.command("show")
 def audit_show(run_id: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Show one run with every attempt."""
+    """Show one run with every attempt; a workflow run as a tree of its steps and their runs."""
     from orchestrator import AuditStore, load_settings
 
     try:
-        run = AuditStore(load_settings(config).audit_url).get_run(run_id)
+        store = AuditStore(load_settings(config).audit_url)
+        run = store.get_run(run_id)
     except CascadeError as exc:
         fail(exc)
+    if run is not None and run["task"] == "workflow" and as_json:
+        run = {**run, "events": store.workflow_events(run_id), "children": store.child_runs(run_id)}
     if run is None:
         err.print(f"[bold red]error:[/] no run with id {run_id}; list runs with `cascade audit list`")
         raise typer.Exit(2)
     if as_json:
         out.print_json(json.dumps(run))
+        return
+    if run["task"] == "workflow":
+        from cli.workflow import print_workflow_tree
+
+        print_workflow_tree(store, run)
         return
     for key, value in run.items():
         if key != "attempts":
@@ -188,3 +196,7 @@ def review_resolve(
         out.print_json(json.dumps(review))
     else:
         out.print(f"resolved run {run_id}: {review['answer']} (by {review['reviewer']})", highlight=False)
+        if "workflow" in review:  # the run was a workflow step: the workflow resumed with the answer
+            wf = review["workflow"]
+            waiting = "".join(f"; waiting at {w['step']} for review run {w['review_run_id']}" for w in wf["waiting"])
+            out.print(f"resumed workflow {wf['workflow']} run {wf['run_id']}: {wf['status']}{waiting}", highlight=False)

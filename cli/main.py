@@ -25,11 +25,13 @@ from cli.experiments import experiments_app
 from cli.fraud import fraud
 from cli.qa_bench import bench_qa_checks
 from cli.serve import bench_serve, keys_app, serve
+from cli.workflow import bench_workflows, workflow_app
 
 app = command_group("Run tasks on a small local model first; escalate only when it must.")
 models_app = command_group("Model tiers: serve the local ones.")
 app.add_typer(audit_app, name="audit")
 app.add_typer(review_app, name="review")
+app.add_typer(workflow_app, name="workflow")
 examples_app = command_group("Labelled examples shown to the small model as demonstrations.")
 app.add_typer(examples_app, name="examples")
 bench_app = command_group("Benchmarks: the cascade's overhead, prefix reuse, speed, batches, spans, checks and redaction.")
@@ -43,6 +45,7 @@ bench_app.command("batch")(bench_batch)
 bench_app.command("contract-spans")(bench_contract_spans)
 bench_app.command("qa-checks")(bench_qa_checks)
 bench_app.command("serve")(bench_serve)
+bench_app.command("workflows")(bench_workflows)
 
 app.command("calibrate")(calibrate)
 app.command("fraud")(fraud)

@@ -6,6 +6,7 @@ Rooms, each importing only downward (routers, agents) and from the rooms listed 
 - `core/`: settings, the LangGraph cascade and its task table, local model files and servers;
 - `jobs/`: batch jobs (store, budget, input files, the runner shared by Celery and the in-process executor);
 - `access/`: API keys and scopes, idempotent POST responses, job-completion webhooks (the HTTP service's).
+- `workflows/`: multi-step LangGraph workflows of routed task calls, checkpointed, paused for people.
 Measurement lives in the separate `evaluation` package, which the runtime never imports.
 """
 
@@ -33,11 +34,12 @@ from .audit import AuditStore
 from .audit.caller import acting_as
 from .core import Cascade, Settings, load_settings
 from .jobs import Jobs
+from .workflows import WorkflowRun, Workflows
 
 __all__ = [
     "AnswerResult", "Attempt", "AuditStore", "Cascade", "CascadeError", "CascadeResult", "CitedPassage", "ConfigError",
     "FraudResult", "Indicator", "Ingested", "KeyStore", "Passage", "Principal", "acting_as",
     "InvalidInputError", "InvalidOutputError", "Jobs", "ModelError", "ModelFileError", "ModelTimeoutError",
     "RunConflictError", "Settings", "StorageError", "TierUnreachableError", "UnknownTaskError", "UserError",
-    "load_settings",
+    "WorkflowRun", "Workflows", "load_settings",
 ]

@@ -1,8 +1,8 @@
 """The audit store's tamper-evident ledger: an append-only hash chain over every write.
 
-Each write to runs, attempts or reviews appends, in the same transaction, one `audit_log` entry
-per changed run whose body is the canonical JSON snapshot of that run (its row, its attempts,
-its review) as read back after the write. Entry n's hash is
+Each write to runs, attempts, reviews or workflow events appends, in the same transaction, one
+`audit_log` entry per changed run whose body is the canonical JSON snapshot of that run (its row,
+its attempts, its review, and for a workflow run its events) as read back after the write. Entry n's hash is
 
     sha256(prev_hash + canonical([seq, run_id, kind, body, created_at]))
 
@@ -33,11 +33,14 @@ from typing import Any, Iterable, Iterator, Sequence
 from sqlalchemy import Table, exists, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from orchestrator.audit.records import AttemptRecord, AuditChainHead, AuditLogEntry, ReviewRecord, RunRecord
+from orchestrator.audit.records import (
+    AttemptRecord, AuditChainHead, AuditLogEntry, ReviewRecord, RunRecord, WorkflowEventRecord,
+)
 
 GENESIS_HASH = "0" * 64
 RUNS, ATTEMPTS, REVIEWS = RunRecord.__table__, AttemptRecord.__table__, ReviewRecord.__table__
 LOG, HEAD = AuditLogEntry.__table__, AuditChainHead.__table__
+EVENTS = WorkflowEventRecord.__table__
 _CHUNK = 500  # ids per IN (...) list
 
 
@@ -58,11 +61,15 @@ def _columns(row: Any, skip: tuple[str, ...]) -> dict[str, Any]:
             for k, v in row._mapping.items() if v is not None and k not in skip}
 
 
-def snapshot(run: Any, attempts: Sequence[Any], review: Any | None) -> str:
-    """The canonical body of one run: its row, its attempts in seq order, its review if any."""
+def snapshot(run: Any, attempts: Sequence[Any], review: Any | None, events: Sequence[Any] = ()) -> str:
+    """The canonical body of one run: its row, its attempts in seq order, its review if any, its
+    workflow events in seq order if any (left out when none, so bodies written before workflows
+    existed stay valid)."""
     body: dict[str, Any] = {"run": _columns(run, ()), "attempts": [_columns(a, ("id", "run_id")) for a in attempts]}
     if review is not None:
         body["review"] = _columns(review, ("run_id",))
+    if events:
+        body["events"] = [_columns(e, ("id", "run_id")) for e in events]
     return canonical(body)
 
 
@@ -71,10 +78,12 @@ def entry_hash(prev_hash: str, seq: int, run_id: str | None, kind: str, body: st
     return hashlib.sha256((prev_hash + payload).encode("utf-8")).hexdigest()
 
 
-def load_snapshots(conn, run_ids: Sequence[str], tables: tuple[Table, Table, Table] | None = None) -> dict[str, str]:
+def load_snapshots(conn, run_ids: Sequence[str], tables: tuple[Table, ...] | None = None) -> dict[str, str]:
     """Canonical bodies of the given runs as stored now (runs missing from the table are absent).
-    `tables` lets a migration pass the tables as reflected at its revision."""
-    runs_t, attempts_t, reviews_t = tables or (RUNS, ATTEMPTS, REVIEWS)
+    `tables` lets a migration pass the tables as reflected at its revision (runs, attempts,
+    reviews, and workflow_events once it exists)."""
+    runs_t, attempts_t, reviews_t, *rest = tables or (RUNS, ATTEMPTS, REVIEWS, EVENTS)
+    events_t = rest[0] if rest else None
     bodies: dict[str, str] = {}
     for chunk in _chunks(list(run_ids), _CHUNK):
         runs = conn.execute(select(runs_t).where(runs_t.c.id.in_(chunk))).all()
@@ -83,8 +92,13 @@ def load_snapshots(conn, run_ids: Sequence[str], tables: tuple[Table, Table, Tab
                               .order_by(attempts_t.c.run_id, attempts_t.c.seq, attempts_t.c.id)):
             attempts.setdefault(a.run_id, []).append(a)
         reviews = {r.run_id: r for r in conn.execute(select(reviews_t).where(reviews_t.c.run_id.in_(chunk)))}
+        events: dict[str, list] = {}
+        if events_t is not None:
+            for e in conn.execute(select(events_t).where(events_t.c.run_id.in_(chunk))
+                                  .order_by(events_t.c.run_id, events_t.c.seq, events_t.c.id)):
+                events.setdefault(e.run_id, []).append(e)
         for r in runs:
-            bodies[r.id] = snapshot(r, attempts.get(r.id, []), reviews.get(r.id))
+            bodies[r.id] = snapshot(r, attempts.get(r.id, []), reviews.get(r.id), events.get(r.id, []))
     return bodies
 
 
@@ -99,7 +113,7 @@ def lock_head(conn) -> tuple[int, str]:
 
 
 def append_run_entries(conn, run_ids: Iterable[str], kind: str, head: tuple[int, str] | None = None,
-                       tables: tuple[Table, Table, Table] | None = None) -> tuple[int, str]:
+                       tables: tuple[Table, ...] | None = None) -> tuple[int, str]:
     """Append one entry per run (snapshot as it is now in this transaction) and return the new
     head (seq, hash). `head` is what `lock_head` returned earlier in the same transaction (taken
     here if None); `conn` is a Session or a Connection."""
@@ -242,6 +256,10 @@ def explain(run_id: str, seq: int, stored_body: str, current_body: str) -> tuple
             return "attempts", (f"run {run_id}'s attempt #{i} (by seq) has {field} {_show(new.get(field))} in the "
                                 f"attempts table but {_show(old.get(field))} in {where}: the row was edited or "
                                 "the attempts were reordered")
+    e_stored, e_now = stored.get("events", []), now.get("events", [])
+    if canonical(e_stored) != canonical(e_now):
+        return "workflow_events", (f"workflow run {run_id} has {len(e_now)} workflow_events rows that differ from "
+                                   f"the {len(e_stored)} in {where}: an event was edited, added or deleted")
     r_stored, r_now = stored.get("review"), now.get("review")
     if (r_stored is None) != (r_now is None):
         state = "has a review row" if r_now is not None else "has no review row"

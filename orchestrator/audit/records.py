@@ -36,6 +36,8 @@ class RunRecord(Base):
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     # The API key that asked (orchestrator/access); None for SDK and CLI runs and rows before 0007.
     api_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    # A cascade run made by a workflow step names the workflow's run (itself a run, task "workflow")
+    parent_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
 
     attempts: Mapped[list["AttemptRecord"]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="AttemptRecord.seq"
@@ -91,6 +93,26 @@ class ReviewRecord(Base):
     resolved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class WorkflowEventRecord(Base):
+    """One event of a workflow run, in order: a step done (with its child cascade run), a step
+    failed, a pause for a person, a resume (with who resolved it), the finish (with the output).
+
+    The events are part of the workflow run's ledger snapshot (orchestrator/audit/chain.py), so an
+    edited or deleted event breaks `verify` like an edited attempt does."""
+
+    __tablename__ = "workflow_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    step: Mapped[str] = mapped_column(String(256))  # the node, with its branch key for a fanned-out one
+    kind: Mapped[str] = mapped_column(String(16))  # step | fail | pause | resume | finish
+    child_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    reviewer: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class AuditLogEntry(Base):
     """One append-only entry of the tamper-evident ledger (see orchestrator/audit/chain.py).
 
@@ -104,6 +126,7 @@ class AuditLogEntry(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # 1, 2, 3... no gaps
     run_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     # run.start | run.restart | run.finish | run.fail | run.note | run.status | review.resolve | run.import
+    # | workflow.event | workflow.finish
     kind: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))

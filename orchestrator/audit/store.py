@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
@@ -20,7 +22,21 @@ from agents.results import Attempt, CascadeResult
 
 from orchestrator.audit import chain as audit_chain
 from orchestrator.audit.caller import current_caller
-from orchestrator.audit.records import AttemptRecord, AuditLogEntry, ReviewRecord, RunRecord
+from orchestrator.audit.records import AttemptRecord, AuditLogEntry, ReviewRecord, RunRecord, WorkflowEventRecord
+
+# The workflow run whose step is running in this context: runs started meanwhile are its children.
+# A context variable, so Cascade.ask/contract/fraud need no workflow parameter of their own.
+_PARENT_RUN: ContextVar[str | None] = ContextVar("parent_run", default=None)
+
+
+@contextmanager
+def child_runs_of(parent_run_id: str) -> Iterator[None]:
+    """Runs started inside this block record `parent_run_id` as their parent (a workflow step)."""
+    token = _PARENT_RUN.set(parent_run_id)
+    try:
+        yield
+    finally:
+        _PARENT_RUN.reset(token)
 
 
 def _now() -> datetime:
@@ -68,6 +84,7 @@ class AuditStore:
                     id=new_id, task=task, status="running", input_hash=digest, input_chars=len(text),
                     params=params, config_hash=config_hash, started_at=_now(), reason="", cost=0.0,
                     api_key_id=current_caller(),
+                    parent_run_id=_PARENT_RUN.get(),
                 ))
                 return "run.start"
             if run.status != "running":
@@ -136,6 +153,56 @@ class AuditStore:
         with self._sessions() as session:
             record = session.scalars(query).first()
             return _run_dict(record, with_attempts=True, with_review=True) if record else None
+
+    # -- workflow runs ----------------------------------------------------------------------------
+
+    def record_event(self, run_id: str, step: str, kind: str, *, child_run_id: str | None = None,
+                     reviewer: str | None = None, detail: dict[str, Any] | None = None,
+                     once: bool = False) -> bool:
+        """Append an event to a workflow run (ledger kind workflow.event). With `once`, an event
+        of this step and kind already recorded is not recorded again (a step re-executed after a
+        resume or a crash); returns whether it was recorded."""
+        if once and any(e["step"] == step and e["kind"] == kind for e in self.workflow_events(run_id)):
+            return False
+
+        def write(session: Session) -> None:
+            seq = session.scalar(select(func.count()).where(WorkflowEventRecord.run_id == run_id))
+            session.add(WorkflowEventRecord(run_id=run_id, seq=seq, step=step, kind=kind, child_run_id=child_run_id,
+                                            reviewer=reviewer, detail=detail, at=_now()))
+
+        self._write("workflow.event", run_id, write)
+        return True
+
+    def workflow_events(self, run_id: str) -> list[dict[str, Any]]:
+        """A workflow run's events in order."""
+        query = select(WorkflowEventRecord).where(WorkflowEventRecord.run_id == run_id) \
+            .order_by(WorkflowEventRecord.seq, WorkflowEventRecord.id)
+        with self._sessions() as session:
+            return [{"seq": e.seq, "step": e.step, "kind": e.kind, "child_run_id": e.child_run_id,
+                     "reviewer": e.reviewer, "detail": e.detail or {}, "at": audit_chain.utc_iso(e.at)}
+                    for e in session.scalars(query)]
+
+    def child_runs(self, run_id: str) -> list[dict[str, Any]]:
+        """The runs a workflow run's steps made, oldest first, with their attempts and reviews."""
+        query = select(RunRecord).where(RunRecord.parent_run_id == run_id).order_by(RunRecord.started_at) \
+            .options(selectinload(RunRecord.attempts), selectinload(RunRecord.review))
+        with self._sessions() as session:
+            return [_run_dict(r, with_attempts=True, with_review=True) for r in session.scalars(query)]
+
+    def set_workflow_status(self, run_id: str, status: str, answer: str | None = None, reason: str = "",
+                            latency_ms: float | None = None) -> None:
+        """A workflow run's state: running, paused (waiting for a person), completed or failed. Its
+        cost is what its child runs cost."""
+        def write(session: Session) -> None:
+            run = session.get(RunRecord, run_id)
+            run.status, run.answer, run.reason = status, answer, reason
+            run.cost = session.scalar(select(func.coalesce(func.sum(RunRecord.cost), 0.0))
+                                      .where(RunRecord.parent_run_id == run_id))
+            if latency_ms is not None:
+                run.latency_ms = latency_ms
+            run.finished_at = _now() if status in ("completed", "failed") else None
+
+        self._write("workflow.finish" if status in ("completed", "failed") else "run.status", run_id, write)
 
     # -- the ledger -------------------------------------------------------------------------------
 
@@ -289,7 +356,7 @@ def _review_dict(r: ReviewRecord) -> dict[str, Any]:
 def _run_dict(r: RunRecord, with_attempts: bool, with_review: bool = False) -> dict[str, Any]:
     data = {c: getattr(r, c) for c in (
         "id", "task", "status", "answer", "confidence", "final_tier", "reason", "error_type", "error",
-        "input_hash", "input_chars", "params", "config_hash", "latency_ms", "cost", "api_key_id")}
+        "input_hash", "input_chars", "params", "config_hash", "latency_ms", "cost", "api_key_id", "parent_run_id")}
     # UTC with its offset on either database (SQLite gives naive datetimes back, PostgreSQL the session's zone)
     data["started_at"] = audit_chain.utc_iso(r.started_at) if r.started_at else None
     data["finished_at"] = audit_chain.utc_iso(r.finished_at) if r.finished_at else None

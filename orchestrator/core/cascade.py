@@ -27,6 +27,7 @@ from orchestrator.core.config import (
     KNOWN_TASKS, ExampleSettings, PrivacySettings, Settings, load_settings, protect_secrets,
 )
 from orchestrator.core.contract_review import PASSAGES, review_contract
+from orchestrator.core.hooks import REVIEW_LISTENERS
 from orchestrator.core.graph import CascadeContext, ItemPrivacy, TierHandle, build_graph, ms_since
 from orchestrator.core.serving import OnDemandServers
 from orchestrator.core.tiers import tier_handle
@@ -103,7 +104,7 @@ class Cascade:
         call is stored; a file already stored with the same content is not stored again."""
         return self.documents.add(list(paths))
 
-    def ask(self, question: str, k: int = 4) -> qa.AnswerResult:
+    def ask(self, question: str, k: int = 4, *, run_id: str | None = None) -> qa.AnswerResult:
         """Answer `question` from the k passages of the ingested documents closest to it, with
         citations, or say it cannot be answered from them (`answer` None, outcome accepted). An
         answer that fails a check (schema, span, support) or is unsure escalates; when no tier's
@@ -118,7 +119,7 @@ class Cascade:
             raise InvalidInputError("cannot answer: no documents ingested; add text or markdown files first "
                                     "(`cascade docs add PATH...`, or Cascade.add_documents)")
         sources = [p.model_dump(include={"path", "chunk", "start", "end", "doc_hash", "score"}) for p in passages]
-        result = self.run("ask", text=question, passages=[p.text for p in passages], sources=sources)
+        result = self.run("ask", text=question, passages=[p.text for p in passages], sources=sources, run_id=run_id)
         return qa.answer_result(result, passages)
 
     def contract(self, text: str, categories: list[str] | None = None, k: int = PASSAGES) -> ContractReview:
@@ -128,7 +129,11 @@ class Cascade:
         "contract" task (checks: schema, span; a failed check or low confidence escalates). Empty,
         binary or over-long text (agents.contracts.MAX_CONTRACT_CHARS) and unknown categories raise
         InvalidInputError before any model runs."""
-        return review_contract(self.run, lambda texts: self._embedder().embed(texts), text, categories, k)
+        return review_contract(self.run, self.embed, text, categories, k)
+
+    def embed(self, texts: list[str]):
+        """Unit-length MiniLM embeddings of `texts` (the model the example and document stores use)."""
+        return self._embedder().embed(texts)
 
     def run(self, task: str, *, stop_after_tier: int | None = None, resume_run_id: str | None = None,
             run_id: str | None = None, learn: bool | None = None, confidential: bool = False,
@@ -246,6 +251,8 @@ class Cascade:
         review = self.audit.resolve_review(run_id, answer, reviewer, note)  # checks the run, answer and reviewer
         if text is not None and run["params"].get("data_policy", {}).get("keep_examples", True):
             self.add_reviewed_example(run["task"], text, answer, reviewer, run_id=run_id)
+        for listener in REVIEW_LISTENERS:  # a workflow paused on this run resumes with the answer
+            review.update(listener(self, run, review) or {})
         return review
 
     def _redact(self, task: str, texts: list[str]):
