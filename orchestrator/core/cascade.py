@@ -26,14 +26,15 @@ from orchestrator.audit.store import AuditStore, text_hash
 from orchestrator.calibration.store import ArtifactStore
 from orchestrator.calibration.fitting import CalibrationArtifact
 from orchestrator.core.config import (
-    KNOWN_TASKS, EncoderTier, ExampleSettings, LitellmTier, LlamaCppTier, PrivacySettings, Settings, load_settings,
-    protect_secrets,
+    KNOWN_TASKS, EncoderTier, ExampleSettings, LitellmTier, LlamaCppTier, PrivacySettings, ReaderTier, Settings,
+    load_settings, protect_secrets,
 )
 from orchestrator.core.contract_review import PASSAGES, review_contract
 from orchestrator.core.example_files import read_examples
 from orchestrator.core.graph import CascadeContext, ItemPrivacy, TierHandle, build_graph, ms_since
 from orchestrator.core.models import file_sha256, resolve_model_path
 from orchestrator.core.tasks import TASKS
+from orchestrator.training.reader_tier import reader_handle
 
 
 class Cascade:
@@ -312,6 +313,8 @@ class Cascade:
             return self._llama_handle(tier)
         if isinstance(tier, EncoderTier):
             return self._encoder_handle(tier)
+        if isinstance(tier, ReaderTier):
+            return reader_handle(tier, self.settings.data_dir)
         return self._litellm_handle(tier)
 
     def _encoder_handle(self, tier: EncoderTier) -> TierHandle:
