@@ -24,7 +24,7 @@ from cli.eval import bench_speed, eval_cmd
 from cli.experiments import experiments_app
 from cli.fraud import fraud
 from cli.qa_bench import bench_qa_checks
-from cli.train_reader import train_reader_cmd
+from cli.train_reader import bench_reader_cmd, train_reader_cmd
 
 app = typer.Typer(help="Run tasks on a small local model first; escalate only when it must.", no_args_is_help=True)
 models_app = typer.Typer(help="Model tiers: serve the local ones.", no_args_is_help=True)
@@ -50,6 +50,7 @@ app.add_typer(experiments_app, name="experiment")
 app.command("eval")(eval_cmd)
 bench_app.command("speed")(bench_speed)
 app.command("train-reader")(train_reader_cmd)
+bench_app.command("reader")(bench_reader_cmd)
 
 
 DEMO_LABELS = ["card arrival", "lost or stolen card", "exchange rate", "top up failed"]

@@ -19,9 +19,10 @@ from agents.errors import CascadeError, InvalidInputError
 
 from cli.common import ConfigOpt, JsonOpt, fail, out
 
-__all__ = ["train_reader_cmd", "read_jsonl_rows"]
+__all__ = ["bench_reader_cmd", "train_reader_cmd", "read_jsonl_rows"]
 
 HELDOUT_SHARE, HELDOUT_MAX = 0.1, 300
+SPLIT_SEED = 0  # the held-out rows stay the same whatever --seed (which orders the batches)
 
 
 def read_jsonl_rows(path: Path):
@@ -45,7 +46,7 @@ def read_jsonl_rows(path: Path):
     return rows
 
 
-def _rows(data: str, rows: Optional[int], per_category: int, seed: int):
+def _rows(data: str, rows: Optional[int], per_category: int):
     """(task, train rows, held-out rows): held-out rows come from the train side of the split."""
     from evaluation import reader_data
 
@@ -62,7 +63,7 @@ def _rows(data: str, rows: Optional[int], per_category: int, seed: int):
             raise InvalidInputError(f"--data {data}: not halueval, cuad or an existing JSONL file")
         examples = read_jsonl_rows(path)[:rows]
     examples = list(examples)
-    random.Random(seed).shuffle(examples)
+    random.Random(SPLIT_SEED).shuffle(examples)
     held = min(HELDOUT_MAX, max(1, round(len(examples) * HELDOUT_SHARE)))
     return "ask", examples[held:], examples[:held]
 
@@ -99,7 +100,8 @@ def train_reader_cmd(
     threads: Annotated[int, typer.Option(min=1, help="torch threads")] = 2,
     base: Annotated[str, typer.Option(help="base encoder: bundled:all-MiniLM-L6-v2 or a transformers folder")] = (
         "bundled:all-MiniLM-L6-v2"),
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="orders the training batches")] = 0,
+    freeze_embeddings: Annotated[bool, typer.Option(help="keep the base's token embeddings (faster steps)")] = False,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -109,14 +111,14 @@ def train_reader_cmd(
 
     try:
         settings = load_settings(config)
-        default_task, train, heldout = _rows(data, rows, per_category, seed)
+        default_task, train, heldout = _rows(data, rows, per_category)
         task = task or default_task
         if task not in ("ask", "contract"):
             raise InvalidInputError(f"--task must be ask or contract, not {task!r}")
         recipe = ReaderRecipe(base=base, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
                               max_answer_tokens=max_answer_tokens or (160 if task == "contract" else 30),
                               eval_every=eval_every, patience=patience, max_minutes=max_minutes, threads=threads,
-                              seed=seed)
+                              seed=seed, freeze_embeddings=freeze_embeddings)
         manifest = train_reader(train, heldout, data_dir=settings.data_dir, task=task, recipe=recipe,
                                 progress=not as_json)
     except CascadeError as exc:
@@ -126,3 +128,47 @@ def train_reader_cmd(
     else:
         out.print(_table(manifest))
         out.print(f"saved {manifest.path}")
+
+
+def bench_reader_cmd(
+    task: Annotated[str, typer.Option(help="ask (HaluEval test rows) or contract (CUAD test contracts)")] = "ask",
+    artifact: Annotated[Optional[str], typer.Option(help="reader artifact id or folder (default: the task's newest)")] = None,
+    contracts: Annotated[Optional[int], typer.Option(min=1, help="contract: the first N test contracts (default: all)")] = None,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads (1: the per-core figures)")] = 1,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure a trained reader on the test split of its task's data set (never used in training)."""
+    from evaluation import reader_data
+    from evaluation.benchmarks.reader import bench_cuad, bench_halueval
+    from orchestrator.core.config import ReaderTier, load_settings
+    from orchestrator.training.reader_tier import load_reader
+
+    try:
+        if task not in ("ask", "contract"):
+            raise InvalidInputError(f"--task must be ask or contract, not {task!r}")
+        settings = load_settings(config)
+        tier = ReaderTier(kind="reader", name="bench", artifacts={task: artifact} if artifact else {}, threads=threads)
+        reader = load_reader(settings.data_dir, tier, task)
+        if task == "ask":
+            report = bench_halueval(reader, reader_data.halueval_split())
+        else:
+            from agents.retrieval import Embedder
+
+            _, test = reader_data.cuad_contract_split()
+            report = bench_cuad(reader, test[:contracts], Embedder().embed)
+    except CascadeError as exc:
+        fail(exc)
+    report = {"artifact": reader.model_id, "threads": threads, **report}
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    table = Table("figure", "value", title=f"reader {reader.model_id} on the {task} test split")
+    for key, value in report.items():
+        if not isinstance(value, dict):
+            table.add_row(key, str(value))
+    for key, value in (report.get("pooled") or {}).items():
+        table.add_row(f"pooled {key}", str(value))
+    out.print(table)
+    for name, figures in (report.get("per_category") or {}).items():
+        out.print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
