@@ -33,12 +33,9 @@ def exact_match(prediction: str | None, gold: str | None) -> float:
 def f1(prediction: str | None, gold: str | None) -> float:
     if gold is None or prediction is None:
         return float(gold is None and prediction is None)
-    p, g = normalise_answer(prediction), normalise_answer(gold)
-    common = sum((Counter(p) & Counter(g)).values())
-    if not common:
-        return 0.0
-    precision, recall = common / len(p), common / len(g)
-    return 2 * precision * recall / (precision + recall)
+    p, g = Counter(normalise_answer(prediction)), Counter(normalise_answer(gold))
+    common = sum((p & g).values())
+    return 2 * common / (sum(p.values()) + sum(g.values())) if common else 0.0  # 2PR / (P + R)
 
 
 def auroc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
