@@ -66,7 +66,16 @@ class Reading:
 
 def encode(tokenizer, questions: list[str], contexts: list[str], max_length: int, stride: int, padding=True):
     """(question, context) pairs as windows of at most `max_length` tokens: a long context becomes
-    several windows sharing `stride` tokens; `overflow_to_sample_mapping` says which pair each is."""
+    several windows sharing `stride` tokens; `overflow_to_sample_mapping` says which pair each is.
+    A question longer than half a window is cut to that, and the stride shrinks so that the longest
+    question still leaves room for the passage (the tokenizer refuses a stride that does not fit)."""
+    limit = max_length // 2
+    lengths = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
+    if max(lengths, default=0) > limit:
+        questions = [q if n <= limit else tokenizer.decode(tokenizer(q, add_special_tokens=False)["input_ids"][:limit])
+                     for q, n in zip(questions, lengths)]
+    room = max_length - min(max(lengths, default=0), limit) - 3  # [CLS] question [SEP] passage [SEP]
+    stride = max(0, min(stride, room - 8))
     return tokenizer(questions, contexts, truncation="only_second", max_length=max_length, stride=stride,
                      return_overflowing_tokens=True, return_offsets_mapping=True, padding=padding)
 

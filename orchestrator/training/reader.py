@@ -67,6 +67,7 @@ class ReaderRecipe(BaseModel):
     eval_every: int = Field(default=100, ge=1, description="steps between held-out evaluations")
     patience: int = Field(default=3, ge=1, description="evaluations without a better held-out F1 before stopping")
     max_minutes: float | None = Field(default=None, gt=0, description="stop after this much training time")
+    max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps (before the epochs end)")
     threads: int = Field(default=2, ge=1, description="torch threads")
     freeze_embeddings: bool = Field(default=False, description="keep the token embeddings as they are (faster steps)")
     seed: int = 0
@@ -144,6 +145,7 @@ def train_reader(train: Sequence[ReaderExample], heldout: Sequence[ReaderExample
     model = _quiet_load(AutoModelForQuestionAnswering, base)
     rows = features(tokenizer, train, recipe)
     steps = max(1, math.ceil(len(rows) * recipe.epochs / recipe.batch_size))
+    steps = min(steps, recipe.max_steps or steps)
     if recipe.freeze_embeddings:
         model.base_model.embeddings.requires_grad_(False)
     trained = [p for p in model.parameters() if p.requires_grad]

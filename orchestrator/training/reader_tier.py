@@ -46,6 +46,7 @@ def load_reader(data_dir: Path, tier: ReaderTier, task: str) -> ExtractiveReader
     weights = next((manifest.path / name for name in manifest.files if name.endswith((".safetensors", ".bin"))), None)
     if weights is None:
         raise ModelFileError(f"reader artifact {manifest.path} lists no weight file; delete it and train again")
+    Path(data_dir).mkdir(parents=True, exist_ok=True)  # file_sha256 caches hashes there
     options = ReaderOptions(folder=manifest.path, model_id=manifest.id, file_hash=file_sha256(weights, data_dir),
                             max_length=recipe.get("max_length", 256), stride=recipe.get("stride", 64),
                             max_answer_tokens=recipe.get("max_answer_tokens", 30), null_margin=tier.null_margin,

@@ -63,9 +63,9 @@ def test_the_trained_reader_quotes_its_passage_and_abstains_on_an_unrelated_one(
 
     tier = ReaderTier(kind="reader", name="reader", artifacts={"ask": str(trained_reader)}, threads=2)
     reader = load_reader(tmp_path, tier, "ask")
-    passages = ["The Eiffel Tower was completed in 1889.", "Mount Fuji is the highest mountain in Japan."]
-    reading = reader.read("In which year was the Eiffel Tower completed?", passages)
-    assert reading.span is not None and reading.span.passage == 0 and "1889" in reading.span.text
-    assert passages[0][reading.span.start:reading.span.end] == reading.span.text
+    passage = "The Eiffel Tower was completed in 1889. It stands in Paris."
+    reading = reader.read("In which year was the Eiffel Tower completed?", [passage])
+    assert reading.span is not None and "1889" in reading.span.text
+    assert passage[reading.span.start:reading.span.end] == reading.span.text
     unrelated = reader.read("Who wrote the novel Moby-Dick?", ["Mount Fuji is the highest mountain in Japan."])
     assert unrelated.span is None and unrelated.null_prob > unrelated.span_prob

@@ -99,3 +99,15 @@ def test_a_truncated_or_unloadable_artifact_is_a_model_file_error_naming_its_fol
     (manifest.path / "manifest.json").write_text(json.dumps({"id": "half"}))
     with pytest.raises(ModelFileError, match="unreadable manifest.json"):
         load_reader(tmp_path, TIER, "ask")
+
+
+def test_a_question_longer_than_the_window_allows_is_cut_and_the_stride_shrinks_to_fit():
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base_folder(BUNDLED_BASE)))
+    question = "Which of the many long-winded words here " * 12 + "names the fee?"
+    context = "Filler words go here. " * 40 + "The fee is ten dollars."
+    rows = features(tokenizer, [ReaderExample(question, context, "ten dollars", context.index("ten dollars"))],
+                    ReaderRecipe(max_length=96, stride=64))
+    assert len(rows) > 1 and all(len(r["input_ids"]) <= 96 for r in rows)
+    assert any(r["start_positions"] > 0 for r in rows)
