@@ -38,6 +38,9 @@ class TierOutput(BaseModel):
     cost: float = 0.0
     invalid_reason: str | None = None
     checks: list[Check] = Field(default_factory=list)
+    # a tier serving several trained artifacts (a reader per task) names the one that answered
+    model_id: str | None = None
+    model_file_hash: str | None = None
 
 
 class Attempt(BaseModel):

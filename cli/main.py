@@ -26,6 +26,7 @@ from cli.fraud import fraud
 from cli.qa_bench import bench_qa_checks
 from cli.serve import bench_serve, keys_app, serve
 from cli.workflow import bench_workflows, workflow_app
+from cli.train_reader import bench_reader_cmd, train_reader_cmd
 
 app = command_group("Run tasks on a small local model first; escalate only when it must.")
 models_app = command_group("Model tiers: serve the local ones.")
@@ -55,6 +56,8 @@ app.command("ask")(ask)
 app.add_typer(experiments_app, name="experiment")
 app.command("eval")(eval_cmd)
 bench_app.command("speed")(bench_speed)
+app.command("train-reader")(train_reader_cmd)
+bench_app.command("reader")(bench_reader_cmd)
 
 
 DEMO_LABELS = ["card arrival", "lost or stolen card", "exchange rate", "top up failed"]

@@ -128,3 +128,32 @@ def database_url(request, data_dir):
     if request.param == "sqlite":
         return f"sqlite:///{data_dir / 'audit.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def trained_reader() -> Path:
+    """A small extractive reader for `ask`, trained once from the bundled MiniLM on HaluEval train rows
+    and kept in MODELS_DIR: a later session with the same rows and recipe reuses it. A fixed number of
+    steps (not a time budget) so every machine trains the same reader: about 2-3 minutes on 2 idle
+    threads, several times that on a loaded machine. Skips when ../shared/data has no HaluEval."""
+    import random
+
+    from agents.errors import InvalidInputError
+    from evaluation.reader_data import halueval_split
+    from orchestrator.training.artifacts import versions
+    from orchestrator.training.reader import ReaderRecipe, examples_hash, train_reader
+
+    try:
+        rows = halueval_split(train_rows=900).train
+    except InvalidInputError as exc:
+        pytest.skip(f"no HaluEval to train a reader on: {exc}")
+    random.Random(0).shuffle(rows)
+    train, heldout = rows[40:], rows[:40]
+    recipe = ReaderRecipe(epochs=2, max_steps=90, batch_size=16, lr=1.5e-4, max_length=160, eval_every=30,
+                          patience=2, threads=2, freeze_embeddings=True)
+    wanted = {**recipe.model_dump(), "train_rows": len(train), "heldout_rows": len(heldout)}
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    for manifest in reversed(versions(MODELS_DIR, "reader", "ask")):
+        if manifest.data_hash == examples_hash(train) and manifest.recipe == wanted:
+            return manifest.path
+    return train_reader(train, heldout, data_dir=MODELS_DIR, task="ask", recipe=recipe, progress=False).path

@@ -129,7 +129,22 @@ class EncoderTier(_Strict):
     min_per_label: int = Field(default=2, ge=1, description="labels with fewer examples escalate")
 
 
-Tier = Annotated[LlamaCppTier | LitellmTier | EncoderTier, Field(discriminator="kind")]
+class ReaderTier(_Strict):
+    """An extractive reader for ask and contract: an encoder with a span head trained on CPU
+    (`cascade train-reader`), answering with a span of the passages, or cannot answer / no clause
+    when no span beats its no-answer score. Other tasks escalate past it."""
+
+    kind: Literal["reader"]
+    name: str = Field(min_length=1)
+    locality: Literal["local"] = Field(default="local", description="in-process: data never leaves the machine")
+    artifacts: dict[Literal["ask", "contract"], str] = Field(
+        default_factory=dict, description="task -> trained artifact id or folder (default: the task's newest "
+        "reader artifact in the data dir)")
+    null_margin: float = Field(default=0.0, description="a span must beat the no-answer score by this much")
+    threads: int | None = Field(default=None, ge=1, description="torch threads (default: torch's)")
+
+
+Tier = Annotated[LlamaCppTier | LitellmTier | EncoderTier | ReaderTier, Field(discriminator="kind")]
 
 
 class ExampleSettings(_Strict):

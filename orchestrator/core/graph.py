@@ -101,6 +101,8 @@ def attempt(state: CascadeState, runtime: Runtime[CascadeContext]) -> CascadeSta
         record.reason = f"tier failed: {exc.message}"
         return {"attempts": [*state.get("attempts", []), record], "error": exc}
     record.latency_ms = ms_since(started)
+    record.model_id = output.model_id or record.model_id
+    record.model_file_hash = output.model_file_hash or record.model_file_hash
     record.answer = output.answer
     record.label_probs = output.label_probs
     record.confidence = record.raw_confidence = output.confidence

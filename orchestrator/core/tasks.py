@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from agents import classify as classification
-from agents import contracts, fraud, qa
+from agents import contracts, fraud, qa, reader_tasks
 from agents.errors import InvalidInputError
 from agents.results import TierOutput
 
@@ -62,8 +62,9 @@ class QATaskSpec(TaskSpec):
     label_scored: bool = False
 
     def runner(self, embed, settings):
-        return partial(qa.answer, embed=embed, support_threshold=settings.support_threshold,
-                       support_model=load_support_model(), max_tokens=settings.max_answer_tokens)
+        checks = {"embed": embed, "support_threshold": settings.support_threshold, "support_model": load_support_model()}
+        return partial(_by_backend, partial(qa.answer, **checks, max_tokens=settings.max_answer_tokens),
+                       partial(reader_tasks.answer, **checks))
 
     def item_fields(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         passages, sources = self.passages(payload)
@@ -90,7 +91,8 @@ class ContractTaskSpec(QATaskSpec):
     for it; the text is the category's question."""
 
     def runner(self, embed, settings):
-        return partial(contracts.review, embed=embed, max_tokens=settings.max_answer_tokens)
+        return partial(_by_backend, partial(contracts.review, embed=embed, max_tokens=settings.max_answer_tokens),
+                       reader_tasks.review)
 
     def item_fields(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         passages, sources = self.passages(payload)
@@ -99,6 +101,12 @@ class ContractTaskSpec(QATaskSpec):
             raise InvalidInputError(f"the contract task needs a known clause category; got {category!r}")
         return ({"passages": passages, "category": category},
                 {"category": category, "contract": payload.get("contract"), "passages": sources})
+
+
+def _by_backend(generate: Callable[..., TierOutput], read: Callable[..., TierOutput], backend,
+                payload: dict[str, Any]) -> TierOutput:
+    """A reader tier (an extractive reader) answers by pointing at a span; any other tier generates."""
+    return (read if hasattr(backend, "reader") else generate)(backend, payload)
 
 
 def _fraud_evidence(text: str) -> dict[str, Any]:

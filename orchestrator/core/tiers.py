@@ -14,16 +14,17 @@ from agents.backends.litellm_backend import LitellmBackend, LitellmOptions
 from agents.errors import ConfigError
 from agents.retrieval import Embedder
 
-from orchestrator.core.config import EncoderTier, LitellmTier, LlamaCppTier, Settings
+from orchestrator.core.config import EncoderTier, LitellmTier, LlamaCppTier, ReaderTier, Settings
 from orchestrator.core.example_files import read_examples
 from orchestrator.core.graph import TierHandle
 from orchestrator.core.models import file_sha256, resolve_model_path
 from orchestrator.core.serving import OnDemandServers
+from orchestrator.training.reader_tier import reader_handle
 
 __all__ = ["tier_handle"]
 
 
-def tier_handle(tier: LlamaCppTier | LitellmTier | EncoderTier, settings: Settings, injected: dict[str, Any],
+def tier_handle(tier: LlamaCppTier | LitellmTier | EncoderTier | ReaderTier, settings: Settings, injected: dict[str, Any],
                 servers: OnDemandServers, embedder: Callable[[], Embedder]) -> TierHandle:
     if tier.name in injected:
         backend = injected[tier.name]
@@ -34,6 +35,8 @@ def tier_handle(tier: LlamaCppTier | LitellmTier | EncoderTier, settings: Settin
         return _llama_handle(tier, settings)
     if isinstance(tier, EncoderTier):
         return _encoder_handle(tier, settings, embedder)
+    if isinstance(tier, ReaderTier):
+        return reader_handle(tier, settings.data_dir)
     return _litellm_handle(tier, settings, servers)
 
 
