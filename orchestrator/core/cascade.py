@@ -30,10 +30,10 @@ from orchestrator.core.config import (
     protect_secrets,
 )
 from orchestrator.core.contract_review import PASSAGES, review_contract
-from orchestrator.core.example_files import read_examples
 from orchestrator.core.graph import CascadeContext, ItemPrivacy, TierHandle, build_graph, ms_since
 from orchestrator.core.models import file_sha256, resolve_model_path
 from orchestrator.core.tasks import TASKS
+from orchestrator.training.serving import ENCODER_PROMPT, EncoderTiers
 
 
 class Cascade:
@@ -47,6 +47,7 @@ class Cascade:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.audit = AuditStore(settings.audit_url)
         self._injected = dict(backends or {})
+        self._encoders = EncoderTiers()  # bound to each run's task and labels; refit as examples arrive
         unknown = set(self._injected) - {t.name for t in settings.tiers}
         if unknown:
             raise ConfigError(f"backends given for unknown tier(s) {sorted(unknown)}")
@@ -68,6 +69,7 @@ class Cascade:
         return cls(load_settings(config_file, **overrides), backends=backends)
 
     def close(self) -> None:
+        self._encoders.close()
         self.audit.close()
         if self._examples is not None:
             self._examples.close()
@@ -171,8 +173,8 @@ class Cascade:
         started = time.perf_counter()
         privacy = ItemPrivacy(external=policy["external"], redact=partial(self._redact, task))
         run_task = spec.runner(lambda texts: self._embedder().embed(texts), task_settings)
-        context = CascadeContext(tiers=self._tiers, run_task=run_task, prompt_version=prompt_version,
-                                 threshold=task_settings.threshold, vote_weight=vote_weight,
+        context = CascadeContext(tiers=self._encoders.bind(self._tiers, task, labels), run_task=run_task,
+                                 prompt_version=prompt_version, threshold=task_settings.threshold, vote_weight=vote_weight,
                                  calibration=partial(self._calibration, task, prompt_version), privacy=privacy,
                                  class_thresholds=task_settings.class_thresholds,
                                  review_below_threshold=frozenset(task_settings.review_below_threshold))
@@ -226,6 +228,8 @@ class Cascade:
                                                  reviewer=reviewer, audit_id=run_id)])
         if added and run_id:
             self.audit.note_params(run_id, learned_example=added[0].id, reviewed_by=reviewer)
+        if added:  # the encoder tiers refit on it in the background
+            self._encoders.examples_added(task)
         return added[0] if added else None
 
     def review_queue(self, task: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -274,20 +278,30 @@ class Cascade:
                                                  tier=final.tier_name, audit_id=result.run_id)])
         if added:
             self.audit.note_params(result.run_id, learned_example=added[0].id)
+            self._encoders.examples_added(task)
 
     def _calibration(self, task: str, prompt_version: str, tier: TierHandle,
                      labels: list[str]) -> tuple[CalibrationArtifact | None, str]:
         """The newest calibration artifact for this task, tier model, prompt and label set (cached:
         artifacts are fitted offline; a new one is picked up by a new Cascade)."""
-        key = (task, prompt_version, tier.name, tuple(labels))
+        if tier.name in self._encoders:  # an encoder reads no prompt; its head changes as it learns
+            prompt_version = ENCODER_PROMPT
+        model_hash = tier.model_file_hash()
+        key = (task, prompt_version, tier.name, tuple(labels), model_hash)
         if key not in self._calibrations:
-            model_hash = tier.model_file_hash()
             artifact = model_hash and self._artifacts.latest(task, model_hash, prompt_version, labels)
             why = "" if artifact else (
                 self._artifacts.why_none(task, model_hash, prompt_version, labels) if model_hash
                 else "tier has no model file hash to match a calibration artifact; using the configured threshold")
             self._calibrations[key] = (artifact or None, why)
         return self._calibrations[key]
+
+    def wait_for_refits(self, timeout: float | None = None) -> None:  # tests, benchmarks, shutdown
+        self._encoders.wait(timeout)
+
+    def prefetch(self, task: str, texts: list[str], labels: list[str] | None = None) -> None:
+        """Embed a batch of items for the encoder tiers in one call (batch jobs call it per chunk)."""
+        self._encoders.prefetch(task, TASKS[task].labels_for(labels), texts)
 
     def _pending_attempts(self, run_id: str, task: str, text: str) -> list[Attempt]:
         run = self.audit.get_run(run_id)
@@ -315,16 +329,9 @@ class Cascade:
         return self._litellm_handle(tier)
 
     def _encoder_handle(self, tier: EncoderTier) -> TierHandle:
-        @cache
-        def backend():
-            from agents.backends.encoder import EncoderBackend, EncoderOptions
-
-            options = EncoderOptions(examples=read_examples(tier.examples_file), c=tier.c,
-                                     min_per_label=tier.min_per_label, cache_dir=self.settings.data_dir / "encoder")
-            return EncoderBackend(options, self._embedder())
-
-        return TierHandle(name=tier.name, model_id=f"encoder:{tier.examples_file.name}", backend=backend,
-                          model_file_hash=lambda: backend().file_hash)
+        self._encoders.add(tier, self.settings.data_dir, lambda: self.examples, self._embedder)
+        return TierHandle(name=tier.name, model_id=f"encoder:{tier.base}", backend=None,  # bound per run
+                          model_file_hash=None)
 
     def _llama_handle(self, tier: LlamaCppTier) -> TierHandle:
         data_dir = self.settings.data_dir
