@@ -84,7 +84,7 @@ def finetune(base_path: Path, init_head: LinearHead, fit: list[Example], held: l
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                bar.update(job, advance=1, loss=float(loss))
+                bar.update(job, advance=1, loss=loss.item())
                 if time.perf_counter() > deadline:
                     out_of_time = True
                     break
