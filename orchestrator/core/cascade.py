@@ -301,7 +301,7 @@ class Cascade:
 
     def prefetch(self, task: str, texts: list[str], labels: list[str] | None = None) -> None:
         """Embed a batch of items for the encoder tiers in one call (batch jobs call it per chunk)."""
-        self._encoders.prefetch(task, TASKS[task].labels_for(labels), texts)
+        self._encoders.prefetch(task, lambda: TASKS[task].labels_for(labels), texts)
 
     def _pending_attempts(self, run_id: str, task: str, text: str) -> list[Attempt]:
         run = self.audit.get_run(run_id)

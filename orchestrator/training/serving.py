@@ -240,12 +240,12 @@ class EncoderTiers:
         for runtime in self.runtimes.values():
             runtime.wait(timeout)
 
-    def prefetch(self, task: str, labels: list[str], texts: list[str]) -> None:
+    def prefetch(self, task: str, labels: Callable[[], list[str]], texts: list[str]) -> None:
         from agents.errors import CascadeError
 
         for runtime in self.runtimes.values():
             try:
-                runtime.prefetch(task, labels, texts)
+                runtime.prefetch(task, labels(), texts)
             except CascadeError:
                 pass  # no head for these labels: each item escalates; nothing to warm
 
