@@ -77,7 +77,8 @@ def finetune(base_path: Path, init_head: LinearHead, fit: list[Example], held: l
             model.train()
             for step in range(per_epoch):
                 index = order[step * batch_size:(step + 1) * batch_size]
-                features = model.tokenize([texts[i] for i in index])
+                batch = [texts[i] for i in index]
+                features = model.preprocess(batch) if hasattr(model, "preprocess") else model.tokenize(batch)
                 vectors = F.normalize(model(features)["sentence_embedding"], dim=-1)
                 loss = F.cross_entropy(head(vectors), gold[index])
                 optimizer.zero_grad()
