@@ -158,7 +158,10 @@ def evaluate_artifact_on(manifest: Manifest, dataset: Dataset, data_dir: Path) -
     started = time.perf_counter()
     probs = backend.head.predict_proba(backend.embed(texts))
     ms = (time.perf_counter() - started) * 1000 / max(1, len(texts))
-    return {"n": len(texts), **quality(probs, gold), "ms_per_item_batched": round(ms, 2)}
+    predicted = probs.argmax(axis=1)
+    recall = {label: round(float((predicted[gold == i] == i).mean()), 4)
+              for i, label in enumerate(manifest.labels) if (gold == i).any()}
+    return {"n": len(texts), **quality(probs, gold), "recall": recall, "ms_per_item_batched": round(ms, 2)}
 
 
 def examples_of(rows: Sequence[tuple[str, str]]) -> list[Example]:
