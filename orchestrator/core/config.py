@@ -124,6 +124,8 @@ class EncoderTier(_Strict):
     use_store: bool = Field(default=True, description="fit the head on the task's example store too, and refit it "
                             "as examples arrive")
     use_trained: bool = Field(default=True, description="serve the newest trained artifact for the task and labels")
+    head_file: Path | None = Field(default=None, description="a packaged head.npz (fitted on `base`) served for its own "
+                                   "label list when no trained artifact exists")
     c: float = Field(default=4.0, gt=0, description="inverse regularisation strength of the head")
     min_per_label: int = Field(default=2, ge=1, description="labels with fewer examples escalate")
 

@@ -93,11 +93,12 @@ class EncoderTierRuntime:
                  examples: list[Example] | Callable[[], list[Example]] | None = None,
                  store: Callable[[], ExampleStore | None] = lambda: None, use_store: bool = True,
                  use_trained: bool = True, c: float = 4.0, min_per_label: int = 2,
-                 store_embeds_like_base: bool | None = None) -> None:
+                 store_embeds_like_base: bool | None = None, head_file: Path | None = None) -> None:
         self.data_dir, self.base = Path(data_dir), base
         self._file_examples = examples if callable(examples) else (lambda: list(examples or []))
         self._store, self.use_store, self.use_trained = store, use_store, use_trained
         self.c, self.min_per_label = c, min_per_label
+        self.head_file = Path(head_file) if head_file is not None else None
         # The example store embeds with all-MiniLM-L6-v2: its stored vectors fit a head of that base only.
         self._store_vectors = base == DEFAULT_BASE if store_embeds_like_base is None else store_embeds_like_base
         self._heads: dict[tuple[str, tuple[str, ...]], HeadBackend] = {}
@@ -163,6 +164,12 @@ class EncoderTierRuntime:
             manifest = newest(self.data_dir, "classifier", task, labels)
             if manifest is not None:
                 return load_trained(manifest, self.data_dir)
+        if self.head_file is not None:
+            head = LinearHead.load(self.head_file)
+            if head.labels == list(labels):  # a packaged head serves its own label list only
+                digest = hashlib.sha256(self.head_file.read_bytes()).hexdigest()[:16]
+                return HeadBackend(head, self.embed, model_id=f"encoder:{self.base}+{self.head_file.name}",
+                                   head_id=f"packaged:{digest}")
         return self._fit(task, labels)
 
     def _fit(self, task: str, labels: list[str]) -> HeadBackend:
@@ -210,7 +217,7 @@ def runtime_for(tier, data_dir: Path, store: Callable[[], ExampleStore | None], 
     examples = cache(lambda: read_examples(path) if path is not None else [])  # read when first needed
     runtime = EncoderTierRuntime(data_dir=data_dir, base=tier.base, examples=examples, store=store,
                                  use_store=tier.use_store, use_trained=tier.use_trained, c=tier.c,
-                                 min_per_label=tier.min_per_label)
+                                 min_per_label=tier.min_per_label, head_file=tier.head_file)
     if tier.base == DEFAULT_BASE:  # share the cascade's embedding model instead of loading a second copy
         runtime._embed = CachedEmbed(lambda texts: default_embedder().embed(texts))
     return runtime

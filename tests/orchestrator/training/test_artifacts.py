@@ -104,3 +104,22 @@ def test_an_unreadable_head_file_is_a_model_file_error(tmp_path):
     (tmp_path / "head.npz").write_bytes(b"not a zip")
     with pytest.raises(ModelFileError, match="cascade train"):
         LinearHead.load(tmp_path / "head.npz")
+
+
+def test_a_packaged_head_serves_its_own_label_list_only(tmp_path):
+    from agents.errors import InvalidOutputError
+    from orchestrator.training.serving import CachedEmbed, EncoderTierRuntime
+    from tests.conftest import FakeEmbed
+
+    embed = FakeEmbed()
+    texts = ["win a prize now", "free cash call", "lunch at noon?", "see you at home"]
+    head = fit_linear_head(embed(texts), ["fraud", "fraud", "legit", "legit"], ["fraud", "legit"])
+    head.save(tmp_path / "fraud-head.npz")
+    runtime = EncoderTierRuntime(data_dir=tmp_path, head_file=tmp_path / "fraud-head.npz", use_store=False)
+    runtime._embed = CachedEmbed(embed)
+    backend = runtime.backend_for("fraud", ["fraud", "legit"])
+    assert backend.file_hash.startswith("packaged:") and set(backend.predict_proba("free cash", ["fraud", "legit"])) == {
+        "fraud", "legit"}
+    with pytest.raises(InvalidOutputError, match="too few examples"):  # another order: nothing else to fit
+        runtime.backend_for("fraud", ["legit", "fraud"])
+    runtime.close()
