@@ -104,7 +104,8 @@ class EncoderTierRuntime:
         self._heads: dict[tuple[str, tuple[str, ...]], HeadBackend] = {}
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder-refit")
-        self._pending: dict[tuple[str, tuple[str, ...]], Future] = {}
+        self._queued: set[tuple[str, tuple[str, ...]]] = set()  # refits submitted and not yet started
+        self._futures: list[Future] = []
         self._embed: CachedEmbed | None = None
         self.refits = 0
 
@@ -135,13 +136,17 @@ class EncoderTierRuntime:
         with self._lock:
             keys = [k for k, b in self._heads.items() if k[0] == task and b.file_hash.startswith("frozen:")]
             for key in keys:
-                if key not in self._pending or self._pending[key].done():
-                    self._pending[key] = self._executor.submit(self._refit, key)
+                # A queued refit will read the store as it is when it starts; a running one may have
+                # read it before this example arrived, so another is queued behind it.
+                if key not in self._queued:
+                    self._queued.add(key)
+                    self._futures = [f for f in self._futures if not f.done()] + [
+                        self._executor.submit(self._refit, key)]
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the refits asked for so far are done (tests, benchmarks, shutdown)."""
         with self._lock:
-            futures = list(self._pending.values())
+            futures = list(self._futures)
         wait(futures, timeout=timeout)
         for future in futures:
             if future.done() and future.exception() is not None:
@@ -151,6 +156,8 @@ class EncoderTierRuntime:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _refit(self, key: tuple[str, tuple[str, ...]]) -> None:
+        with self._lock:
+            self._queued.discard(key)
         try:
             backend = self._fit(key[0], list(key[1]))
         except InvalidOutputError:
