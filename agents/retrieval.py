@@ -131,6 +131,26 @@ class ExampleStore:
         points, _ = self.client.scroll(self.collection(task), limit=limit, offset=offset, with_vectors=False)
         return [Example(**p.payload, id=str(p.id)) for p in points]
 
+    def all(self, task: str, labels: list[str] | None = None, with_vectors: bool = False,
+            page: int = 512) -> list[tuple[Example, np.ndarray | None]]:
+        """Every stored example of the task (only those labelled with one of `labels` when given),
+        with its stored embedding when asked: what a head is refitted from without re-embedding."""
+        if not self._exists(task):
+            return []
+        from qdrant_client import models
+
+        query_filter = None
+        if labels is not None:
+            query_filter = models.Filter(must=[models.FieldCondition(key="label", match=models.MatchAny(any=labels))])
+        found, offset = [], None
+        while True:
+            points, offset = self.client.scroll(self.collection(task), limit=page, offset=offset,
+                                                scroll_filter=query_filter, with_vectors=with_vectors)
+            found += [(Example(**p.payload, id=str(p.id)),
+                       np.asarray(p.vector, dtype=np.float32) if with_vectors else None) for p in points]
+            if offset is None:
+                return found
+
     def count(self, task: str) -> int:
         return self.client.count(self.collection(task)).count if self._exists(task) else 0
 

@@ -18,6 +18,7 @@ from cli.common import ConfigOpt, JsonOpt, command_group, err, fail, out
 from cli.audit import audit_app, review_app
 from cli.batch import batch_app, bench_batch, worker
 from cli.calibrate import calibrate
+from cli.train import train
 from cli.contract import bench_contract_spans, contract
 from cli.docs import ask, docs_app
 from cli.eval import bench_speed, eval_cmd
@@ -49,6 +50,7 @@ bench_app.command("serve")(bench_serve)
 bench_app.command("workflows")(bench_workflows)
 
 app.command("calibrate")(calibrate)
+app.command("train")(train)
 app.command("fraud")(fraud)
 app.command("contract")(contract)
 app.add_typer(docs_app, name="docs")

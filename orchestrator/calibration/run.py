@@ -18,22 +18,52 @@ from agents.errors import ConfigError, InvalidInputError
 __all__ = ["run_calibration"]
 
 
-def _scoring_tier(settings, index: int):
-    """The ladder's tier `index` (0: the first) as a scoring backend, with its model file hash."""
-    from orchestrator.core.config import LlamaCppTier
+def _scoring_tier(settings, index: int, task: str = "classify", labels: list[str] | None = None):
+    """The ladder's tier `index` (0: the first) as a scoring backend, with its model file hash (an
+    encoder tier: the head it serves for the task and labels, named by its artifact id)."""
+    from orchestrator.core.config import EncoderTier, LlamaCppTier
     from orchestrator.core.models import file_sha256, resolve_model_path
 
     if not 0 <= index < len(settings.tiers):
         raise ConfigError(f"the ladder has {len(settings.tiers)} tiers; there is no tier {index + 1} to calibrate")
     tier = settings.tiers[index]
+    if isinstance(tier, EncoderTier):
+        return (tier, *_encoder_scorer(settings, tier, task, labels))
     if not isinstance(tier, LlamaCppTier):
-        raise ConfigError(f"calibration scores labels with the tier's logits; tier {tier.name!r} is "
-                          f"{tier.kind}, not llama_cpp: calibrate a local GGUF tier")
+        raise ConfigError(f"calibration scores labels with the tier's logits or an encoder's head; tier {tier.name!r} "
+                          f"is {tier.kind}: calibrate a local GGUF or encoder tier")
     from agents.backends.llama_cpp import LlamaCppBackend, LlamaCppOptions
 
     path = resolve_model_path(tier.model_path, settings.data_dir, tier_name=tier.name)
     backend = LlamaCppBackend(LlamaCppOptions(model_path=path, n_ctx=tier.n_ctx, n_threads=tier.n_threads))
     return tier, backend, file_sha256(path, settings.data_dir)
+
+
+def _encoder_scorer(settings, tier, task: str, labels: list[str]):
+    """The head an encoder tier serves for (task, labels), as the cascade would pick it."""
+    from agents.retrieval import ExampleStore
+    from orchestrator.training.encoders import load_embedder
+    from orchestrator.training.serving import runtime_for
+
+    store = []
+    def open_store():
+        store.append(ExampleStore(path=settings.data_dir / "qdrant", url=settings.qdrant_url))
+        return store[-1]
+    runtime = runtime_for(tier, settings.data_dir, open_store, lambda: load_embedder(tier.base, settings.data_dir))
+    try:
+        backend = runtime.backend_for(task, labels)
+    finally:
+        for opened in store:
+            opened.close()
+    return backend, backend.file_hash
+
+
+def _encoder_logprobs(backend, items, labels: list[str]) -> np.ndarray:
+    """Log-probabilities of the encoder head over `labels` (items embedded in batches)."""
+    rows = []
+    for start in range(0, len(items), 256):
+        rows += backend.predict_proba_batch([e.text for e in items[start:start + 256]], labels)
+    return np.log(np.maximum(np.array([[row[label] for label in labels] for row in rows]), 1e-300))
 
 
 def _jsonl_only(data: str, part: str = "train", root=None, labels=None):
@@ -179,7 +209,13 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
         load, data, fit_size, test_size, demo_pool if demos else 0, seed, data_root, labels, spec.labels)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = ArtifactStore(settings.data_dir)
-    tier, backend, model_hash = _scoring_tier(settings, tier_index)
+    tier, backend, model_hash = _scoring_tier(settings, tier_index, task, label_list)
+    encoder = hasattr(backend, "predict_proba_batch")
+    if encoder:  # it reads the raw text, no prompt: retrieved demonstrations do not apply
+        from orchestrator.training.serving import ENCODER_PROMPT as PROMPT_VERSION
+
+        if demos or on_escalated:
+            raise InvalidInputError("an encoder tier reads no prompt: calibrate it without --demos and --on-escalated")
     cache_dir = cache_dir or settings.data_dir / "calibration" / "cache"
     # Retrieved demonstrations depend on the pool's content (which the split sizes change), so the
     # cached scores are keyed by it.
@@ -191,6 +227,8 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
         """(log-probs as the tier's calibration sees them, the items that scored, how many did not)."""
         name = f"{dataset.name}-{scorer_hash[:12]}-{scored_prompt}{pool_id}-{labels_id(label_list)}.npz"
         shown = None if retrieve is None else (lambda text: [(d.text, d.label) for d in retrieve(text)])
+        if encoder:
+            return _encoder_logprobs(scorer, items, label_list), list(items), 0
         z = collect_label_logprobs(scorer, items, label_list, progress=progress,
                                    cache=LogprobCache(cache_dir / name, len(label_list)),
                                    description=f"{what} ({dataset.name})", demonstrations=shown,
@@ -204,7 +242,7 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
 
     earlier_tiers = []  # (backend, model hash, newest artifact) of each tier before this one
     for earlier in range(tier_index if on_escalated else 0):
-        earlier_tier, earlier_backend, earlier_hash = _scoring_tier(settings, earlier)
+        earlier_tier, earlier_backend, earlier_hash = _scoring_tier(settings, earlier, task, label_list)
         artifact = store.latest(task, earlier_hash, PROMPT_VERSION, label_list)
         if artifact is None:
             raise InvalidInputError(f"--on-escalated needs tier {earlier + 1} ({earlier_tier.name}) calibrated "
@@ -228,7 +266,7 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
         z_test, test_kept, skipped_test = scores(backend, model_hash, test_set, test, "test split", retrieve)
     gold_fit, gold_test = fit_set.gold_index(fit_kept), test_set.gold_index(test_kept)
     source = {"data": data, "fit_set": fit_set.name, "test_set": test_set.name, "fit_size": len(gold_fit),
-              "test_size": len(gold_test), "seed": seed, "tier": tier.name, "model_path": tier.model_path,
+              "test_size": len(gold_test), "seed": seed, "tier": tier.name, "model_path": getattr(tier, "model_path", model_hash),
               "demonstrations": {"k": demos, "pool_size": len(pool), "order": order,
                                  "vote_weight": vote_weight} if demos else None,
               "on_escalated": {"fit_sampled": fit_size, "test_sampled": test_size} if on_escalated else None}

@@ -32,6 +32,7 @@ from orchestrator.core.graph import CascadeContext, ItemPrivacy, TierHandle, bui
 from orchestrator.core.serving import OnDemandServers
 from orchestrator.core.tiers import tier_handle
 from orchestrator.core.tasks import TASKS
+from orchestrator.training.serving import ENCODER_PROMPT, EncoderTiers
 
 
 class Cascade:
@@ -46,10 +47,12 @@ class Cascade:
         self.audit = AuditStore(settings.audit_url)
         self._injected = dict(backends or {})
         self._servers = OnDemandServers(settings)
+        self._encoders = EncoderTiers()  # bound to each run's task and labels; refit as examples arrive
         unknown = set(self._injected) - {t.name for t in settings.tiers}
         if unknown:
             raise ConfigError(f"backends given for unknown tier(s) {sorted(unknown)}")
-        self._tiers = [tier_handle(t, settings, self._injected, self._servers, self._embedder) for t in settings.tiers]
+        self._tiers = [tier_handle(t, settings, self._injected, self._servers, self._encoders, lambda: self.examples,
+                                   self._embedder) for t in settings.tiers]
         self._artifacts = ArtifactStore(settings.data_dir)
         self._calibrations: dict[tuple, tuple[CalibrationArtifact | None, str]] = {}
         self._examples: ExampleStore | None = None
@@ -68,6 +71,7 @@ class Cascade:
 
     def close(self) -> None:
         self._servers.stop_all()
+        self._encoders.close()
         self.audit.close()
         if self._examples is not None:
             self._examples.close()
@@ -179,8 +183,8 @@ class Cascade:
         started = time.perf_counter()
         privacy = ItemPrivacy(external=policy["external"], redact=partial(self._redact, task))
         run_task = spec.runner(lambda texts: self._embedder().embed(texts), task_settings)
-        context = CascadeContext(tiers=self._tiers, run_task=run_task, prompt_version=prompt_version,
-                                 threshold=task_settings.threshold, vote_weight=vote_weight,
+        context = CascadeContext(tiers=self._encoders.bind(self._tiers, task, labels), run_task=run_task,
+                                 prompt_version=prompt_version, threshold=task_settings.threshold, vote_weight=vote_weight,
                                  calibration=partial(self._calibration, task, prompt_version), privacy=privacy,
                                  class_thresholds=task_settings.class_thresholds,
                                  review_below_threshold=frozenset(task_settings.review_below_threshold))
@@ -234,6 +238,8 @@ class Cascade:
                                                  reviewer=reviewer, audit_id=run_id)])
         if added and run_id:
             self.audit.note_params(run_id, learned_example=added[0].id, reviewed_by=reviewer)
+        if added:  # the encoder tiers refit on it in the background
+            self._encoders.examples_added(task)
         return added[0] if added else None
 
     def review_queue(self, task: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -284,20 +290,30 @@ class Cascade:
                                                  tier=final.tier_name, audit_id=result.run_id)])
         if added:
             self.audit.note_params(result.run_id, learned_example=added[0].id)
+            self._encoders.examples_added(task)
 
     def _calibration(self, task: str, prompt_version: str, tier: TierHandle,
                      labels: list[str]) -> tuple[CalibrationArtifact | None, str]:
         """The newest calibration artifact for this task, tier model, prompt and label set (cached:
         artifacts are fitted offline; a new one is picked up by a new Cascade)."""
-        key = (task, prompt_version, tier.name, tuple(labels))
+        if tier.name in self._encoders:  # an encoder reads no prompt; its head changes as it learns
+            prompt_version = ENCODER_PROMPT
+        model_hash = tier.model_file_hash()
+        key = (task, prompt_version, tier.name, tuple(labels), model_hash)
         if key not in self._calibrations:
-            model_hash = tier.model_file_hash()
             artifact = model_hash and self._artifacts.latest(task, model_hash, prompt_version, labels)
             why = "" if artifact else (
                 self._artifacts.why_none(task, model_hash, prompt_version, labels) if model_hash
                 else "tier has no model file hash to match a calibration artifact; using the configured threshold")
             self._calibrations[key] = (artifact or None, why)
         return self._calibrations[key]
+
+    def wait_for_refits(self, timeout: float | None = None) -> None:  # tests, benchmarks, shutdown
+        self._encoders.wait(timeout)
+
+    def prefetch(self, task: str, texts: list[str], labels: list[str] | None = None) -> None:
+        """Embed a batch of items for the encoder tiers in one call (batch jobs call it per chunk)."""
+        self._encoders.prefetch(task, lambda: TASKS[task].labels_for(labels), texts)
 
     def _pending_attempts(self, run_id: str, task: str, text: str) -> list[Attempt]:
         run = self.audit.get_run(run_id)

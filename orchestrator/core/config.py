@@ -118,13 +118,22 @@ class LitellmTier(_Strict):
 
 
 class EncoderTier(_Strict):
-    """Sentence embeddings (bundled all-MiniLM-L6-v2) plus a logistic-regression head fitted on a
-    labelled file: milliseconds per item, for tasks with labelled data."""
+    """Sentence embeddings plus a linear head: milliseconds per item, for tasks with labelled data.
+    Serves the newest artifact `cascade train` made for the task and label set; else a head fitted on
+    frozen embeddings of `examples_file` and the task's example store, refitted in the background as
+    escalations and reviews add examples."""
 
     kind: Literal["encoder"]
     name: str = Field(min_length=1)
     locality: Literal["local"] = Field(default="local", description="in-process: data never leaves the machine")
-    examples_file: Path = Field(description="JSONL or CSV with text and label columns")
+    examples_file: Path | None = Field(default=None, description="JSONL or CSV with text and label columns")
+    base: str = Field(default="all-MiniLM-L6-v2", description="base encoder of the fitted head: all-MiniLM-L6-v2, "
+                      "all-mpnet-base-v2 or a sentence-transformers directory (a trained artifact brings its own)")
+    use_store: bool = Field(default=True, description="fit the head on the task's example store too, and refit it "
+                            "as examples arrive")
+    use_trained: bool = Field(default=True, description="serve the newest trained artifact for the task and labels")
+    head_file: Path | None = Field(default=None, description="a packaged head.npz (fitted on `base`) served for its own "
+                                   "label list when no trained artifact exists")
     c: float = Field(default=4.0, gt=0, description="inverse regularisation strength of the head")
     min_per_label: int = Field(default=2, ge=1, description="labels with fewer examples escalate")
 

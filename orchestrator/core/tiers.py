@@ -12,20 +12,23 @@ from typing import Any
 
 from agents.backends.litellm_backend import LitellmBackend, LitellmOptions
 from agents.errors import ConfigError
-from agents.retrieval import Embedder
+from agents.retrieval import Embedder, ExampleStore
 
 from orchestrator.core.config import EncoderTier, LitellmTier, LlamaCppTier, ReaderTier, Settings
-from orchestrator.core.example_files import read_examples
 from orchestrator.core.graph import TierHandle
 from orchestrator.core.models import file_sha256, resolve_model_path
 from orchestrator.core.serving import OnDemandServers
 from orchestrator.training.reader_tier import reader_handle
+from orchestrator.training.serving import EncoderTiers
 
 __all__ = ["tier_handle"]
 
 
-def tier_handle(tier: LlamaCppTier | LitellmTier | EncoderTier | ReaderTier, settings: Settings, injected: dict[str, Any],
-                servers: OnDemandServers, embedder: Callable[[], Embedder]) -> TierHandle:
+def tier_handle(tier: LlamaCppTier | LitellmTier | EncoderTier | ReaderTier, settings: Settings,
+                injected: dict[str, Any], servers: OnDemandServers, encoders: EncoderTiers,
+                examples: Callable[[], ExampleStore], embedder: Callable[[], Embedder]) -> TierHandle:
+    """`encoders` is bound to each run's task and labels (an encoder tier has one head per label set);
+    `examples` and `embedder` give the Cascade's example store and embedding model when first needed."""
     if tier.name in injected:
         backend = injected[tier.name]
         return TierHandle(name=tier.name, model_id=getattr(backend, "model_id", tier.name),
@@ -34,23 +37,17 @@ def tier_handle(tier: LlamaCppTier | LitellmTier | EncoderTier | ReaderTier, set
     if isinstance(tier, LlamaCppTier):
         return _llama_handle(tier, settings)
     if isinstance(tier, EncoderTier):
-        return _encoder_handle(tier, settings, embedder)
+        return _encoder_handle(tier, settings, encoders, examples, embedder)
     if isinstance(tier, ReaderTier):
         return reader_handle(tier, settings.data_dir)
     return _litellm_handle(tier, settings, servers)
 
 
-def _encoder_handle(tier: EncoderTier, settings: Settings, embedder: Callable[[], Embedder]) -> TierHandle:
-    @cache
-    def backend():
-        from agents.backends.encoder import EncoderBackend, EncoderOptions
-
-        options = EncoderOptions(examples=read_examples(tier.examples_file), c=tier.c,
-                                 min_per_label=tier.min_per_label, cache_dir=settings.data_dir / "encoder")
-        return EncoderBackend(options, embedder())
-
-    return TierHandle(name=tier.name, model_id=f"encoder:{tier.examples_file.name}", backend=backend,
-                      model_file_hash=lambda: backend().file_hash)
+def _encoder_handle(tier: EncoderTier, settings: Settings, encoders: EncoderTiers,
+                    examples: Callable[[], ExampleStore], embedder: Callable[[], Embedder]) -> TierHandle:
+    encoders.add(tier, settings.data_dir, examples, embedder)
+    return TierHandle(name=tier.name, model_id=f"encoder:{tier.base}", backend=None,  # bound per run
+                      model_file_hash=None)
 
 
 def _llama_handle(tier: LlamaCppTier, settings: Settings) -> TierHandle:

@@ -295,6 +295,7 @@ class Jobs:
                                     "minute while it runs); wait for it, or for a minute after it stopped")
                 if state not in ("queued", "running"):
                     break
+                self._prefetch([item_id for item_id, expected in batch if expected == "queued"])
                 for item_id, expected in batch:
                     self._run_inline(item_id, expected)
                     self.store.acquire_lease(job_id, owner, 60.0)
@@ -307,6 +308,18 @@ class Jobs:
         if on_progress:
             on_progress(self.progress(job_id))
         return summary
+
+    def _prefetch(self, item_ids: list[int]) -> None:
+        """Embed a window of tier-1 items for the encoder tiers in one call, not one by one."""
+        groups: dict[tuple, list[str]] = {}
+        for task, payload in self.store.payloads(item_ids) if item_ids else []:
+            labels = payload.get("labels")
+            groups.setdefault((task, tuple(labels) if labels else None), []).append(payload["text"])
+        for (task, labels), texts in groups.items():
+            try:
+                self.cascade().prefetch(task, texts, list(labels) if labels else None)
+            except CascadeError:
+                pass  # a bad item fails on its own path, with its own error
 
     def _run_inline(self, item_id: int, expected: str) -> None:
         retries = 0

@@ -111,6 +111,13 @@ class JobStore(SqlStore):
                 yield {c.name: getattr(item, c.name) for c in JobItemRecord.__table__.columns}
             last = batch[-1].seq
 
+    def payloads(self, item_ids: list[int]) -> list[tuple[str, dict]]:
+        """(task, payload) of the given items that have one: what an executor embeds in one batch."""
+        with self._tx() as s:
+            rows = s.execute(select(JobRecord.task, JobItemRecord.payload).join(
+                JobRecord, JobRecord.id == JobItemRecord.job_id).where(JobItemRecord.id.in_(item_ids)))
+            return [(task, payload) for task, payload in rows if payload]
+
     def item_runs(self, item_id: int) -> list[dict[str, Any]]:
         with self._tx() as s:
             return [{"run_id": r.run_id, "phase": r.phase, "outcome": r.outcome} for r in
