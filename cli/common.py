@@ -7,8 +7,10 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from agents.errors import CascadeError, UserError
+from agents.results import CascadeResult
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # error text stays on one line for grep and logs
@@ -27,3 +29,11 @@ def command_group(help: str) -> typer.Typer:
     """A `cascade` command group. Markdown help joins a docstring's own line breaks, so rich wraps
     each paragraph to the terminal (rich mode keeps them and breaks lines mid-wrap)."""
     return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode="markdown")
+
+
+def results_table(results: list[tuple[str, CascadeResult]]) -> Table:
+    table = Table("text", "answer", "tier", "confidence", "reason", show_lines=False)
+    for text, r in results:
+        conf = f"{r.confidence:.3f}" if r.confidence is not None else "-"
+        table.add_row(text[:60], r.answer or f"({r.outcome})", r.tier_name or "-", conf, r.reason)
+    return table

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
 import signal
 import sys
 from pathlib import Path
@@ -13,13 +12,13 @@ import typer
 from rich.table import Table
 
 from agents.errors import CascadeError
-from agents.results import CascadeResult
-from cli.common import ConfigOpt, JsonOpt, command_group, err, fail, out
+from cli.common import ConfigOpt, JsonOpt, command_group, err, fail, out, results_table
 from cli.audit import audit_app, review_app
 from cli.batch import batch_app, bench_batch, worker
 from cli.calibrate import calibrate
 from cli.train import train
 from cli.contract import bench_contract_spans, contract
+from cli.demo import demo
 from cli.docs import ask, docs_app
 from cli.eval import bench_speed, eval_cmd
 from cli.experiments import experiments_app
@@ -59,32 +58,15 @@ app.add_typer(experiments_app, name="experiment")
 app.command("eval")(eval_cmd)
 bench_app.command("speed")(bench_speed)
 app.command("train-reader")(train_reader_cmd)
+app.command("demo")(demo)
 bench_app.command("reader")(bench_reader_cmd)
 
-
-DEMO_LABELS = ["card arrival", "lost or stolen card", "exchange rate", "top up failed"]
-DEMO_TEXTS = [
-    "I lost my card yesterday, can you block it?",
-    "When will my new card be delivered?",
-    "What rate do you use to convert dollars to euros?",
-    "My top-up did not go through, why?",
-    "Someone stole my wallet with my card inside",
-    "How long does delivery of a card take to Spain?",
-]
 
 
 def _cascade(config: Path | None):
     from orchestrator import Cascade
 
     return Cascade.from_config(config)
-
-
-def _results_table(results: list[tuple[str, CascadeResult]]) -> Table:
-    table = Table("text", "answer", "tier", "confidence", "reason", show_lines=False)
-    for text, r in results:
-        conf = f"{r.confidence:.3f}" if r.confidence is not None else "-"
-        table.add_row(text[:60], r.answer or f"({r.outcome})", r.tier_name or "-", conf, r.reason)
-    return table
 
 
 @app.command()
@@ -103,32 +85,8 @@ def classify(
     if as_json:
         out.print_json(result.model_dump_json())
     else:
-        out.print(_results_table([(text, result)]))
+        out.print(results_table([(text, result)]))
         out.print(f"audit run: {result.run_id}")
-
-
-@app.command()
-def demo(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Classify a handful of example texts through the cascade (a local server starts if one is needed)."""
-    from orchestrator import load_settings
-    from orchestrator.core.cascade import Cascade
-
-    try:
-        settings = load_settings(config)
-        with Cascade(settings) as cascade:
-            results = []
-            with out.status("classifying...") if not as_json else nullcontext():
-                for text in DEMO_TEXTS:
-                    results.append((text, cascade.classify(text, labels=DEMO_LABELS)))
-    except CascadeError as exc:
-        fail(exc)
-    if as_json:
-        out.print_json(json.dumps([r.model_dump(mode="json") for _, r in results]))
-        return
-    out.print(f"labels: {', '.join(DEMO_LABELS)}")
-    out.print(_results_table(results))
-    escalated = sum(r.escalated for _, r in results)
-    out.print(f"{escalated} of {len(results)} escalated; audit log: {settings.audit_url}")
 
 
 @models_app.command("serve")

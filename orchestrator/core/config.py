@@ -45,6 +45,7 @@ from agents.redaction import DEFAULT_ENTITIES, validate_entities
 from orchestrator.core.tasks import TASK_DEFAULTS, TASKS
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+BUNDLED_HEADS = Path(__file__).with_name("heads")  # trained heads shipped with the package (heads/README.md)
 KNOWN_TASKS = tuple(TASKS)
 
 
@@ -132,8 +133,17 @@ class EncoderTier(_Strict):
     use_store: bool = Field(default=True, description="fit the head on the task's example store too, and refit it "
                             "as examples arrive")
     use_trained: bool = Field(default=True, description="serve the newest trained artifact for the task and labels")
-    head_file: Path | None = Field(default=None, description="a packaged head.npz (fitted on `base`) served for its own "
-                                   "label list when no trained artifact exists")
+    heads: dict[str, Path] = Field(default_factory=dict, description=(
+        "task -> a head.npz fitted on `base`, served for that task and the head's own label list when no "
+        "trained artifact exists; `bundled:NAME` is a head shipped with the package (bundled:fraud-sms)"))
+
+    @field_validator("heads", mode="before")
+    @classmethod
+    def _bundled_heads(cls, heads: Any) -> Any:
+        if not isinstance(heads, dict):
+            return heads
+        return {task: BUNDLED_HEADS / path.removeprefix("bundled:") / "head.npz"
+                if isinstance(path, str) and path.startswith("bundled:") else path for task, path in heads.items()}
     c: float = Field(default=4.0, gt=0, description="inverse regularisation strength of the head")
     min_per_label: int = Field(default=2, ge=1, description="labels with fewer examples escalate")
 

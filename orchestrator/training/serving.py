@@ -14,6 +14,7 @@ tier's base encoder is the store's.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from agents.backends.encoder import HeadBackend, LinearHead, fit_linear_head
-from agents.errors import InvalidOutputError, ModelFileError
+from agents.errors import ConfigError, InvalidOutputError, ModelFileError
 from agents.retrieval import Example, ExampleStore
 
 from orchestrator.training.artifacts import Manifest, newest
@@ -93,12 +94,12 @@ class EncoderTierRuntime:
                  examples: list[Example] | Callable[[], list[Example]] | None = None,
                  store: Callable[[], ExampleStore | None] = lambda: None, use_store: bool = True,
                  use_trained: bool = True, c: float = 4.0, min_per_label: int = 2,
-                 store_embeds_like_base: bool | None = None, head_file: Path | None = None) -> None:
+                 store_embeds_like_base: bool | None = None, heads: dict[str, Path] | None = None) -> None:
         self.data_dir, self.base = Path(data_dir), base
         self._file_examples = examples if callable(examples) else (lambda: list(examples or []))
         self._store, self.use_store, self.use_trained = store, use_store, use_trained
         self.c, self.min_per_label = c, min_per_label
-        self.head_file = Path(head_file) if head_file is not None else None
+        self.heads = {task: Path(path) for task, path in (heads or {}).items()}  # packaged heads by task
         # The example store embeds with all-MiniLM-L6-v2: its stored vectors fit a head of that base only.
         self._store_vectors = base == DEFAULT_BASE if store_embeds_like_base is None else store_embeds_like_base
         self._heads: dict[tuple[str, tuple[str, ...]], HeadBackend] = {}
@@ -171,11 +172,13 @@ class EncoderTierRuntime:
             manifest = newest(self.data_dir, "classifier", task, labels)
             if manifest is not None:
                 return load_trained(manifest, self.data_dir)
-        if self.head_file is not None:
-            head = LinearHead.load(self.head_file)
+        if task in self.heads:
+            head_file = self.heads[task]
+            _check_head_base(head_file, self.base)
+            head = LinearHead.load(head_file)
             if head.labels == list(labels):  # a packaged head serves its own label list only
-                digest = hashlib.sha256(self.head_file.read_bytes()).hexdigest()[:16]
-                return HeadBackend(head, self.embed, model_id=f"encoder:{self.base}+{self.head_file.name}",
+                digest = hashlib.sha256(head_file.read_bytes()).hexdigest()[:16]
+                return HeadBackend(head, self.embed, model_id=f"encoder:{self.base}+{head_file.parent.name}",
                                    head_id=f"packaged:{digest}")
         return self._fit(task, labels)
 
@@ -224,7 +227,7 @@ def runtime_for(tier, data_dir: Path, store: Callable[[], ExampleStore | None], 
     examples = cache(lambda: read_examples(path) if path is not None else [])  # read when first needed
     runtime = EncoderTierRuntime(data_dir=data_dir, base=tier.base, examples=examples, store=store,
                                  use_store=tier.use_store, use_trained=tier.use_trained, c=tier.c,
-                                 min_per_label=tier.min_per_label, head_file=tier.head_file)
+                                 min_per_label=tier.min_per_label, heads=tier.heads)
     if tier.base == DEFAULT_BASE:  # share the cascade's embedding model instead of loading a second copy
         runtime._embed = CachedEmbed(lambda texts: default_embedder().embed(texts))
     return runtime
@@ -266,3 +269,14 @@ class EncoderTiers:
     def close(self) -> None:
         for runtime in self.runtimes.values():
             runtime.close()
+
+
+def _check_head_base(head_file: Path, base: str) -> None:
+    """A packaged head is a linear map of one base encoder's embeddings: on another base its answers
+    would be noise, so that is a configuration error, not a silent fallback."""
+    manifest = head_file.with_name("manifest.json")
+    if manifest.is_file():
+        fitted_on = json.loads(manifest.read_text()).get("base_model", {}).get("name")
+        if fitted_on and fitted_on != base:
+            raise ConfigError(f"the head {head_file} was fitted on {fitted_on}; this encoder tier's base is {base}: "
+                              f"set the tier's base to {fitted_on} or train a head for {base} (cascade train)")

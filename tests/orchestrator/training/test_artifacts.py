@@ -115,7 +115,7 @@ def test_a_packaged_head_serves_its_own_label_list_only(tmp_path):
     texts = ["win a prize now", "free cash call", "lunch at noon?", "see you at home"]
     head = fit_linear_head(embed(texts), ["fraud", "fraud", "legit", "legit"], ["fraud", "legit"])
     head.save(tmp_path / "fraud-head.npz")
-    runtime = EncoderTierRuntime(data_dir=tmp_path, head_file=tmp_path / "fraud-head.npz", use_store=False)
+    runtime = EncoderTierRuntime(data_dir=tmp_path, heads={"fraud": tmp_path / "fraud-head.npz"}, use_store=False)
     runtime._embed = CachedEmbed(embed)
     backend = runtime.backend_for("fraud", ["fraud", "legit"])
     assert backend.file_hash.startswith("packaged:") and set(backend.predict_proba("free cash", ["fraud", "legit"])) == {
