@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from agents.backends.llama_cpp import LlamaCppBackend, LlamaCppOptions, _plain_transcript
 from orchestrator.core.models import resolve_model_path
+
+pytestmark = pytest.mark.slow  # real models
 
 
 def test_n_threads_also_bounds_batch_decodes(tmp_path):

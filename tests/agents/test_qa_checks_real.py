@@ -15,6 +15,8 @@ from orchestrator.core.models import resolve_model_path
 from orchestrator.core.qa_support import load_support_model
 from tests.orchestrator.core.test_qa_real import halueval_rows, needs_halueval
 
+pytestmark = pytest.mark.slow  # real models
+
 # (row of qa_data.jsonl, a clearly wrong answer; None: the row's hallucinated answer). Not every row
 # holds: on row 0 the judge prefers "First for Women" (0.315) to the right "Arthur's Magazine" (0.274).
 CASES = [(1, "Mumbai"), (2, None), (3, None)]

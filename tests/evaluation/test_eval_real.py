@@ -4,9 +4,13 @@ reported, and the second run replays the cached outputs without a single model c
 import json
 import os
 
+import pytest
+
 from typer.testing import CliRunner
 
 from cli.main import app
+
+pytestmark = pytest.mark.slow  # real models
 
 
 def test_eval_on_ten_sms_messages_then_replay(models_dir, tmp_path):

@@ -169,7 +169,8 @@ def test_calibrate_command_end_to_end_with_smollm2(tmp_path, monkeypatch):
     monkeypatch.delenv("CASCADE_CONFIG", raising=False)
     app = typer.Typer()
     app.command()(calibrate)
-    args = ["--data", "sms", "--fit-size", "40", "--test-size", "20", "--target-accuracy", "0.8",
+    # tier 2 of the default ladder is SmolLM2 (tier 1, the encoder, has no head for spam/ham here)
+    args = ["--data", "sms", "--tier", "2", "--fit-size", "40", "--test-size", "20", "--target-accuracy", "0.8",
             "--data-dir", str(tmp_path), "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -186,7 +187,7 @@ def test_calibrate_command_end_to_end_with_smollm2(tmp_path, monkeypatch):
     assert (tmp_path / "calibration" / "classify" / "v0001-report" / "risk-coverage.png").is_file()
 
     # A second run with another policy reads the cached log-probs and saves version 2.
-    again = CliRunner().invoke(app, [*args[:6], "--target-escalation-rate", "0.3", *args[8:]])
+    again = CliRunner().invoke(app, [*args[:8], "--target-escalation-rate", "0.3", *args[10:]])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["version"] == 2
     missing = CliRunner().invoke(app, ["--data", "sms", "--data-dir", str(tmp_path)])
@@ -200,7 +201,7 @@ def test_calibrate_with_retrieved_demonstrations(tmp_path, monkeypatch):
     monkeypatch.delenv("CASCADE_CONFIG", raising=False)
     app = typer.Typer()
     app.command()(calibrate)
-    result = CliRunner().invoke(app, ["--data", "sms", "--fit-size", "30", "--test-size", "10", "--demos", "2",
+    result = CliRunner().invoke(app, ["--data", "sms", "--tier", "2", "--fit-size", "30", "--test-size", "10", "--demos", "2",
                                       "--demo-pool", "40", "--target-escalation-rate", "0.3",
                                       "--data-dir", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
@@ -213,13 +214,13 @@ def test_calibrate_with_retrieved_demonstrations(tmp_path, monkeypatch):
     [cache] = (tmp_path / "calibration" / "cache").glob("sms-*.npz")
     assert "+demos2-pool" in cache.name
     # Another fit size draws another pool from the same set: its scores must not replay these.
-    again = CliRunner().invoke(app, ["--data", "sms", "--fit-size", "31", "--test-size", "10", "--demos", "2",
+    again = CliRunner().invoke(app, ["--data", "sms", "--tier", "2", "--fit-size", "31", "--test-size", "10", "--demos", "2",
                                      "--demo-pool", "40", "--target-escalation-rate", "0.3",
                                      "--data-dir", str(tmp_path), "--json"])
     assert again.exit_code == 0, again.output
     assert len(list((tmp_path / "calibration" / "cache").glob("sms-*.npz"))) == 2
 
-    too_small = CliRunner().invoke(app, ["--data", "sms", "--demos", "4", "--demo-pool", "3",
+    too_small = CliRunner().invoke(app, ["--data", "sms", "--tier", "2", "--demos", "4", "--demo-pool", "3",
                                          "--target-escalation-rate", "0.3", "--data-dir", str(tmp_path)])
     assert too_small.exit_code == 2 and "demonstration pool" in too_small.output
 

@@ -8,6 +8,8 @@ from agents.classify import PROMPT_VERSION
 from orchestrator import Cascade
 from tests.conftest import SMOL, write_config
 
+pytestmark = pytest.mark.slow  # real models
+
 SPAM = "WINNER!! You have won a free prize worth $1000, call 09061701461 now to claim"
 LABELS = ["spam", "ham"]
 

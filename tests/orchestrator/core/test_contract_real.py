@@ -20,9 +20,9 @@ from evaluation.datasets import ENV_VAR, data_root
 from tests.conftest import SMOL
 
 CATEGORIES = ["Governing Law", "Cap on Liability"]
-pytestmark = pytest.mark.skipif(not (data_root() / "cuad" / "master_clauses.csv").is_file(),
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (data_root() / "cuad" / "master_clauses.csv").is_file(),
                                 reason=f"shared evaluation data not found at {data_root()}; set {ENV_VAR} to the "
-                                       "directory holding cuad/")
+                                       "directory holding cuad/")]
 
 
 @pytest.fixture

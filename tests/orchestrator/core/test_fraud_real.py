@@ -15,6 +15,8 @@ from orchestrator import Cascade
 from evaluation.datasets import ENV_VAR, data_root, load_sms_spam
 from tests.conftest import SMOL
 
+pytestmark = pytest.mark.slow  # real models
+
 SMOL_1 = {**SMOL, "n_threads": 1}
 DEFAULT_THRESHOLDS = {"legit": 0.9, "fraud": 0.6}
 needs_sms = pytest.mark.skipif(

@@ -17,6 +17,8 @@ from orchestrator import Cascade
 from evaluation.datasets import ENV_VAR, data_root
 from tests.conftest import SMOL
 
+pytestmark = pytest.mark.slow  # real models
+
 HALUEVAL = data_root() / "halueval_qa" / "qa_data.jsonl"
 needs_halueval = pytest.mark.skipif(
     not HALUEVAL.is_file(), reason=f"shared evaluation data not found at {data_root()}; set {ENV_VAR} to the directory holding it")

@@ -30,7 +30,7 @@ from orchestrator.jobs.records import JobItemRecord, JobItemRunRecord
 from tests.conftest import PG_ADMIN, SMOL, write_config
 
 # The model's speed dominates these; on a loaded 2-core machine an item can take seconds.
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(1200)]
 
 REPO = Path(__file__).resolve().parents[3]
 CELERY = str(Path(sys.executable).with_name("celery"))

@@ -18,6 +18,8 @@ from orchestrator.core.models import stop_server
 from orchestrator.core.serving import start_tier_server
 from tests.conftest import SMOL, free_port, gemma_tier, write_config
 
+pytestmark = pytest.mark.slow  # real models
+
 TEXTS = ["WINNER! Claim your free prize now, call 09061701461", "Are we still meeting for lunch today?",
          "URGENT: your account is suspended, click here", "Thanks, see you tomorrow at the office",
          "Free ringtones! Text GO to 80082", "Can you pick up milk on the way home?"]
