@@ -1,5 +1,5 @@
-"""Fit a calibration artifact for the tier-1 model on labelled data (`cascade calibrate`, and the
-stream experiment's calibrated tier 1). `run_calibration` scores a fit and a disjoint test split
+"""Fit a calibration artifact for one tier of the ladder on labelled data (`cascade calibrate`, and the
+stream experiment's calibrated tiers). `run_calibration` scores a fit and a disjoint test split
 (cached in the data dir), fits, evaluates and saves the artifact."""
 
 from __future__ import annotations
@@ -168,8 +168,8 @@ def run_calibration(settings, task: str, data: str, *, fit_size: int, test_size:
                     demos: int = 0, demo_pool: int = 1000, report_dir: Path | None = None,
                     cache_dir: Path | None = None, tier_index: int = 0, on_escalated: bool = False,
                     min_per_class: int = 100, progress: bool = True, load=_jsonl_only) -> dict[str, Any]:
-    """Collect tier-1 log-probs on a fit split and a disjoint test split (cached in the data dir),
-    fit, evaluate, save. Returns {"artifact", "report", "path", "report_dir", "skipped"}. The log-prob
+    """Collect one tier's label log-probs (tier `tier_index`) on a fit split and a disjoint test split
+    (cached in the data dir), fit, evaluate, save. Returns {"artifact", "report", "path", "report_dir", "skipped"}. The log-prob
     cache lives in `cache_dir` (default: the data dir's calibration/cache). `tier_index` picks the
     tier to calibrate (default the first; each tier's artifact matches its own model file).
 
