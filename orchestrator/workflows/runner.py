@@ -110,8 +110,8 @@ class Workflows:
                 review = (self.cascade.audit.get_run(pending.value["review_run_id"]) or {}).get("review")
                 if review:
                     answers[pending.id] = {k: review[k] for k in ("answer", "reviewer", "note")}
-            if not answers:
-                return self.status(run_id)
+            if not answers:  # a process that died while pausing never recorded the pause: record it now
+                return self._pause(run_id, snapshot, run["latency_ms"] or 0.0)
             return self._drive(spec, run_id, Command(resume=answers))
         return self._drive(spec, run_id, None)
 
@@ -130,9 +130,7 @@ class Workflows:
             return self.status(run_id)
         snapshot = graph.get_state(config)
         if snapshot.interrupts:
-            steps = ", ".join(f"{i.value['step']} (review run {i.value['review_run_id']})" for i in snapshot.interrupts)
-            audit.set_workflow_status(run_id, "paused", reason=f"waiting for review: {steps}", latency_ms=spent())
-            return self.status(run_id)
+            return self._pause(run_id, snapshot, spent())
         values = snapshot.values
         output = values.get(spec.output_key) if spec.output_key else values
         output = json.loads(json.dumps(output, default=str))  # plain JSON for the audit event
@@ -140,6 +138,12 @@ class Workflows:
         answer, reason = spec.summarize(output)
         audit.set_workflow_status(run_id, "completed", answer=answer, reason=reason, latency_ms=spent())
         self._checkpointer().saver.delete_thread(run_id)  # the checkpoint holds the input text
+        return self.status(run_id)
+
+    def _pause(self, run_id: str, snapshot: Any, latency_ms: float) -> WorkflowRun:
+        steps = ", ".join(f"{i.value['step']} (review run {i.value['review_run_id']})" for i in snapshot.interrupts)
+        self.cascade.audit.set_workflow_status(run_id, "paused", reason=f"waiting for review: {steps}",
+                                               latency_ms=latency_ms)
         return self.status(run_id)
 
     def _workflow_run(self, run_id: str) -> dict[str, Any]:

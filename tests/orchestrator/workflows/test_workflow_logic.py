@@ -82,6 +82,21 @@ def test_a_paused_step_resumes_from_the_review_queue_with_the_persons_answer(tmp
             workflows.resume(run.run_id)
 
 
+def test_a_run_whose_process_died_while_pausing_resumes_as_paused(tmp_path):
+    # The checkpoint holds the interrupt, but the process died before it recorded the pause: the run
+    # still says running. Resuming with no review resolved records the pause instead of leaving it so.
+    unsure = scores(["fraud", "legit"], "legit", 0.7)
+    cascade, fake = cascade_with(tmp_path, [INTENT, unsure])
+    with cascade, Workflows(cascade) as workflows:
+        run = workflows.run("support-triage", "Is my card blocked?")
+        assert run.status == "paused"
+        cascade.audit.set_workflow_status(run.run_id, "running", reason="running", latency_ms=run.latency_ms)
+        resumed = workflows.resume(run.run_id)
+        assert resumed.status == "paused" and [w["step"] for w in resumed.waiting] == ["fraud-screen"]
+        assert cascade.audit.get_run(run.run_id)["status"] == "paused"
+        assert len(fake.calls) == 2  # nothing ran again
+
+
 def test_a_failing_step_is_recorded_and_the_workflow_stops_then_resumes(tmp_path):
     cascade, fake = cascade_with(tmp_path, [INTENT, TierUnreachableError("t0 is down")])
     with cascade, Workflows(cascade) as workflows:
