@@ -14,7 +14,7 @@ from orchestrator import Cascade, Settings
 
 from service import errors
 from service.middleware import RequestContext
-from service.routes import audit, documents, health, jobs, metrics, review, tasks
+from service.routes import audit, documents, health, jobs, metrics, review, tasks, workflows
 from service.state import ServiceState
 from service.webhooks import WebhookSender
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings, *, cascade: Cascade | None = None, backends: 
                               "decision is in the audit log. Authenticate with an API key (`cascade keys create`).")
     app.state.service = state
     errors.install(app)
-    for module in (tasks, documents, jobs, review, audit, health, metrics):
+    for module in (tasks, workflows, documents, jobs, review, audit, health, metrics):
         app.include_router(module.router)
     app.add_middleware(RequestContext, metrics=state.metrics, max_body_bytes=int(settings.service_max_body_kb * 1024))
     return app

@@ -56,6 +56,12 @@ class ReviewResolution(_Body):
     text: str | None = Field(default=None, description="the item's text: the answer then becomes a stored example")
 
 
+class WorkflowRequest(_Body):
+    text: str = Field(description="the workflow's input: a customer message, a contract's text")
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="the workflow's options (GET /v1/workflows lists each one's)")
+
+
 class JobRequest(_Body):
     task: Literal["classify", "fraud"]
     items: list[dict[str, Any]] = Field(min_length=1, description="one object per item, as a JSONL row of a batch file")

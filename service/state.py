@@ -1,5 +1,6 @@
 """What one server process holds: the settings, one Cascade (each model loaded once), the access
-stores, the job layer, the metrics and the rate limiter. Built by `create_app`, read by `deps`."""
+stores, the job layer, the workflows, the metrics and the rate limiter. Built by `create_app`,
+read by `deps`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import threading
 from typing import Any, Callable, TypeVar
 
-from orchestrator import Cascade, Jobs, Settings
+from orchestrator import Cascade, Jobs, Settings, Workflows
 from orchestrator.access import IdempotencyStore, KeyStore, WebhookStore
 from orchestrator.audit.caller import acting_as
 
@@ -43,6 +44,7 @@ class ServiceState:
         url = settings.audit_url
         self.keys, self.idempotency, self.webhooks = KeyStore(url), IdempotencyStore(url), WebhookStore(url)
         self.jobs = Jobs(settings, cascade=SerialCascade(self.cascade, self.model_lock))
+        self.workflows = Workflows(self.cascade)  # runs and resumes take the model lock (`call`)
         self.metrics = Metrics(self.jobs.store)
         self.rate_limiter = RateLimiter(settings.service_rate_limit_per_min)
         self.runners: dict[str, threading.Thread] = {}
@@ -69,5 +71,6 @@ class ServiceState:
         for store in (self.keys, self.idempotency, self.webhooks):
             store.close()
         self.jobs.close()
+        self.workflows.close()
         if self._owns_cascade:
             self.cascade.close()

@@ -156,3 +156,39 @@ def test_health_readiness_metrics_and_openapi(service):
     assert 'cascade_http_requests_total{endpoint="/v1/classify",method="POST",status="200"}' in text
     assert 'cascade_escalations_total{task="classify",tier="t1"}' in text
     assert "cascade_http_request_seconds_bucket" in text and 'cascade_queue_depth{status="queued"}' in text
+
+
+def test_workflows_run_pause_and_resume_through_the_review_endpoint(service):
+    with service.client("tasks") as client:
+        listed = client.get("/v1/workflows").json()
+        assert {w["name"] for w in listed} >= {"support-triage", "contract-review"}
+        flagged = client.post("/v1/workflows/support-triage/runs", json={"text": "WINNER claim at http://bit.ly/x"})
+        assert flagged.status_code == 200, flagged.text
+        assert flagged.json()["status"] == "completed" and flagged.json()["output"]["disposition"] == "flagged_fraud"
+        paused = client.post("/v1/workflows/support-triage/runs", json={"text": "unsure: is my card blocked?"}).json()
+        assert paused["status"] == "paused" and paused["waiting"][0]["step"] == "fraud-screen"
+        assert client.post(f"/v1/workflows/runs/{paused['run_id']}/resume").json()["status"] == "paused"  # no answer yet
+        assert client.post("/v1/workflows/no-such-flow/runs", json={"text": "hi"}).status_code == 404
+        bad = client.post("/v1/workflows/support-triage/runs", json={"text": "hi", "options": {"colour": "red"}})
+        assert bad.status_code == 422 and "colour" in bad.json()["detail"]
+        assert client.get("/v1/workflows/runs/no-such-run").status_code == 404
+        step_run = flagged.json()["output"]["path"][0]["run_id"]  # a step's run is not a workflow run
+        assert client.post(f"/v1/workflows/runs/{step_run}/resume").status_code == 404
+    with service.client("review") as client:
+        resolved = client.post(f"/v1/review/{paused['waiting'][0]['review_run_id']}", json={"answer": "legit"}).json()
+        assert resolved["workflow"]["status"] == "paused"  # the reader cannot answer: a person gets the case
+        handoff = resolved["workflow"]["waiting"][0]
+        assert handoff["step"] == "handoff"
+        client.post(f"/v1/review/{handoff['review_run_id']}", json={"answer": "We unblocked it."})
+    with service.client("tasks") as client:
+        done = client.get(f"/v1/workflows/runs/{paused['run_id']}").json()
+        assert done["status"] == "completed" and done["output"]["reply"] == "We unblocked it."
+        assert [e["kind"] for e in done["events"]].count("resume") == 2
+        again = client.post(f"/v1/workflows/runs/{paused['run_id']}/resume")
+        assert again.status_code == 422 and "already completed" in again.json()["detail"]
+    with service.client("jobs") as client:  # a key without the tasks scope
+        assert client.get("/v1/workflows").status_code == 403
+    store = audit(service)
+    assert store.get_run(paused["run_id"])["api_key_id"] == service.key_ids["tasks"]
+    assert [c["task"] for c in store.child_runs(paused["run_id"])][:2] == ["classify", "fraud"]
+    assert store.verify()["ok"]
