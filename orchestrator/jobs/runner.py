@@ -289,7 +289,7 @@ class Jobs:
                     raise
             if waiting:
                 return "running"
-            if job["phase"] == 1:
+            if job["phase"] == 1 and job["task"] != WORKFLOW_TASK:  # a workflow job has no escalation phase
                 self.store.admit(job_id, escalation_price(self.settings))
                 continue
             self.store.finish_job(job_id)

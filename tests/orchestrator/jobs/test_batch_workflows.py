@@ -81,6 +81,7 @@ def test_a_workflow_job_runs_each_row_and_a_paused_item_completes_from_the_revie
     assert jobs.store.get_job(job_id)["params"] == {"workflow": "support-triage", "options": {"k": 2}}
     summary = jobs.run(job_id)
     assert summary["status"] == "done" and summary["done"] == 4 and summary["escalated"] == 0
+    assert summary["phase"] == 1 and summary["budget"] is None  # no escalation phase, no budget decision
     rows = list(jobs.results(job_id))
     assert [(r["status"], r["outcome"], r["answer"]) for r in rows] == [
         ("done", "accepted", "flagged_fraud"), ("done", "accepted", "flagged_fraud"),
