@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # loading LangGraph waits until a workflow job runs
 TASK = "workflow"
 
 
-def process_workflow_item(store: JobStore, workflows: "Workflows", item_id: int, expected: str,
+def process_workflow_item(store: JobStore, workflows: Workflows, item_id: int, expected: str,
                           item: dict[str, Any]) -> str:
     """`Jobs.process_item` for a workflow job's item (`item` as `JobStore.start_item` returned it)."""
     try:
@@ -41,8 +41,8 @@ def process_workflow_item(store: JobStore, workflows: "Workflows", item_id: int,
     return values["status"] if store.finish_item(item_id, expected, values) else "skipped"
 
 
-def drive(workflows: "Workflows", params: dict[str, Any], text: str, run_id: str,
-          run_status: str | None) -> "WorkflowRun":
+def drive(workflows: Workflows, params: dict[str, Any], text: str, run_id: str,
+          run_status: str | None) -> WorkflowRun:
     """The item's workflow run `run_id`, run or continued as far as it goes now:
     none yet: run under that id; paused or completed: as recorded (no step runs again); left
     running by an execution that died: resumed from its checkpoint (or restarted, if it died before
@@ -55,7 +55,7 @@ def drive(workflows: "Workflows", params: dict[str, Any], text: str, run_id: str
     return workflows.run(params["workflow"], text, run_id=run_id, **params["options"])
 
 
-def item_values(run: "WorkflowRun", record: dict[str, Any]) -> dict[str, Any]:
+def item_values(run: WorkflowRun, record: dict[str, Any]) -> dict[str, Any]:
     """The job item's result columns from its workflow run (`record`: the run's audit row)."""
     common = {"run_id": run.run_id, "confidence": None, "tier_name": None, "cost": record["cost"] or 0.0,
               "latency_ms": run.latency_ms}

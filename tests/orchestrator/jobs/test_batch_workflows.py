@@ -136,7 +136,7 @@ def test_a_row_the_workflow_refuses_is_an_invalid_item(make, tmp_path):
         "line 2: unknown key(s) ['labels']; a workflow row has ['id', 'text']"]
 
 
-def test_the_cli_submits_a_workflow_job_with_options(make, tmp_path, monkeypatch):
+def test_the_cli_refuses_bad_workflow_options_before_a_job_exists(tmp_path, monkeypatch):
     from cli.batch import batch_app
 
     config = write_config(tmp_path / "c.yaml", fake_tiers(1))
