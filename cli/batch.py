@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agents.errors import CascadeError
-from cli.common import ConfigOpt, JsonOpt, command_group, err, fail, out
+from cli.common import ConfigOpt, JsonOpt, WorkflowOptionsOpt, command_group, err, fail, out, workflow_options
 
 batch_app = command_group("Batch jobs: a JSONL or CSV file of items, tier 1 over all, then the escalations.")
 
@@ -38,23 +38,30 @@ def _jobs(config: Path | None):
 
 @batch_app.command("submit")
 def submit(
-    file: Annotated[Path, typer.Argument(help="JSONL or CSV, one item per row (classify: id?, text, labels; fraud: id?, text)")],
-    task: Annotated[str, typer.Option("--task", "-t", help="task family of every row: classify or fraud")],
+    file: Annotated[Path, typer.Argument(help="JSONL or CSV, one item per row (classify: id?, text, labels; fraud, workflow: id?, text)")],
+    task: Annotated[str, typer.Option("--task", "-t", help="task family of every row: classify, fraud or workflow")],
     label: Annotated[Optional[list[str]], typer.Option("--label", "-l", help="classify: a label for rows without their own; repeat")] = None,
-    max_escalation_share: Annotated[Optional[float], typer.Option(help="share of the items that may go past tier 1 (0-1); the rest end over_budget")] = None,
-    max_spend: Annotated[Optional[float], typer.Option(help="cap on the estimated cost of the escalations (the next tier's prices); the rest end over_budget")] = None,
+    workflow: Annotated[Optional[str], typer.Option("--workflow", "-w", help="--task workflow: the registered workflow each row runs (see `cascade workflow list`)")] = None,
+    option: WorkflowOptionsOpt = [],
+    max_escalation_share: Annotated[Optional[float], typer.Option(help="share of the items that may go past tier 1 (0-1); the rest end over_budget; not for workflow jobs")] = None,
+    max_spend: Annotated[Optional[float], typer.Option(help="cap on the estimated cost of the escalations (the next tier's prices); the rest end over_budget; not for workflow jobs")] = None,
     mode: Annotated[Optional[Mode], typer.Option(help="embedded: run here; distributed: on `cascade worker` processes (default: CASCADE_BATCH_MODE)")] = None,
     input_format: Annotated[Optional[Fmt], typer.Option("--format", help="input format (default: from the file name)")] = None,
     wait: WaitOpt = False,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Submit FILE as a batch job and print its id. Embedded jobs run in this process."""
+    """Submit FILE as a batch job and print its id. Embedded jobs run in this process.
+
+    With `--task workflow --workflow NAME [-o key=value ...]` each row's text runs the whole workflow
+    (its steps escalate inside their own runs, so the escalation budget does not apply): an item ends
+    accepted with the workflow's answer, needs_review while it waits for reviews, or failed."""
     try:
         with _jobs(config) as jobs:
             job_id = jobs.submit(file, task, labels=label, max_escalation_share=max_escalation_share,
                                  max_spend=max_spend, mode=mode.value if mode else None,
-                                 input_format=input_format.value if input_format else None)
+                                 input_format=input_format.value if input_format else None,
+                                 workflow=workflow, options=workflow_options(option))
             job = jobs.status(job_id)
             if not as_json:
                 out.print(f"job {job_id}: {job['total']} rows ({job['invalid']} invalid), {job['mode']}")

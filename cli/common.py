@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from agents.errors import CascadeError, UserError
+from agents.errors import CascadeError, InvalidInputError, UserError
 from agents.results import CascadeResult
 
 out = Console()
@@ -17,6 +18,22 @@ err = Console(stderr=True, soft_wrap=True)  # error text stays on one line for g
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (else $CASCADE_CONFIG, else the default ladder)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for pipelines")]
+WorkflowOptionsOpt = Annotated[list[str], typer.Option("--option", "-o", help="a workflow option, key=value (a JSON "
+                                                       "value, or text; lists as a,b,c)")]
+
+
+def workflow_options(raw: list[str]) -> dict[str, Any]:
+    """`-o key=value` options of a workflow: each value parsed as JSON if it is JSON, else kept as text."""
+    options = {}
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"option {item!r} is not key=value (e.g. -o k=4, -o categories='Governing Law')")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
 
 
 def fail(exc: CascadeError) -> NoReturn:

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from agents.errors import CascadeError, InvalidInputError
-from cli.common import ConfigOpt, JsonOpt, command_group, err, fail, out
+from cli.common import ConfigOpt, JsonOpt, WorkflowOptionsOpt, command_group, err, fail, out, workflow_options
 
 workflow_app = command_group("Multi-step workflows whose steps run through the cascade.")
 
@@ -36,14 +36,13 @@ def workflow_run(
     name: Annotated[str, typer.Argument(help="the workflow (see `cascade workflow list`)")],
     text: Annotated[Optional[str], typer.Argument(help="the input text; '-' reads it from stdin")] = None,
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="read the input from this file (UTF-8)")] = None,
-    option: Annotated[list[str], typer.Option("--option", "-o", help="a workflow option, key=value (a JSON value, "
-                                              "or text; lists as a,b,c)")] = [],
+    option: WorkflowOptionsOpt = [],
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run workflow NAME on TEXT (or --file) until it completes, pauses for a person or fails."""
     try:
-        source, options = _read_input(text, file), dict(_option(o) for o in option)
+        source, options = _read_input(text, file), workflow_options(option)
     except CascadeError as exc:
         fail(exc)
     _print_run(_with_workflows(config, lambda workflows: workflows.run(name, source, **options)), as_json)
@@ -139,16 +138,6 @@ def _print_run(run, as_json: bool, exit_on_failure: bool = True) -> None:
             out.print_json(json.dumps(run.output))
     if run.status == "failed" and exit_on_failure:
         raise typer.Exit(1)
-
-
-def _option(raw: str) -> tuple[str, Any]:
-    key, sep, value = raw.partition("=")
-    if not sep or not key.strip():
-        raise InvalidInputError(f"option {raw!r} is not key=value (e.g. -o k=4, -o categories='Governing Law')")
-    try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip(), value
 
 
 def _read_input(text: str | None, file: Path | None) -> str:

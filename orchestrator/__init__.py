@@ -4,7 +4,8 @@ Rooms, each importing only downward (routers, agents) and from the rooms listed 
 - `audit/`: the SQL audit store (runs, attempts, reviews) and its hash chain;
 - `calibration/`: fitting, applying and storing calibration artifacts;
 - `core/`: settings, the LangGraph cascade and its task table, local model files and servers;
-- `jobs/`: batch jobs (store, budget, input files, the runner shared by Celery and the in-process executor);
+- `jobs/`: batch jobs (store, budget, input files, the runner shared by Celery and the in-process executor;
+  a workflow job's items run `workflows/`, imported only when one runs);
 - `access/`: API keys and scopes, idempotent POST responses, job-completion webhooks (the HTTP service's).
 - `workflows/`: multi-step LangGraph workflows of routed task calls, checkpointed, paused for people.
 Measurement lives in the separate `evaluation` package, which the runtime never imports.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -33,14 +33,18 @@ class ContractPlan(NamedTuple):
     shown: dict[str, list[contracts.ShownPassage]]
 
 
+def check_k(k: Any) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 8:
+        raise InvalidInputError(f"k must be an integer from 1 to 8 (passages shown per category); got {k!r}")
+
+
 def plan_review(embed: Callable[[list[str]], np.ndarray], text: str, categories: list[str] | None = None,
                 k: int = PASSAGES) -> ContractPlan:
     """Validate the contract, categories and k (InvalidInputError before any model runs), chunk the
     contract and pick each category's k closest chunks."""
     text = contracts.validate_contract(text)
     names = validate_categories(categories)
-    if not isinstance(k, int) or not 1 <= k <= 8:
-        raise InvalidInputError(f"k must be an integer from 1 to 8 (passages shown per category); got {k!r}")
+    check_k(k)
     spans = chunk_text(text)
     vectors = embed([text[s:e] for s, e in spans] + [contracts.query(c) for c in names])
     chunks, queries = vectors[:len(spans)], vectors[len(spans):]

@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from agents.errors import InvalidInputError
+
 from orchestrator.core.config import EncoderTier, LitellmTier, LlamaCppTier, Settings
 
 _EPS = 1e-12
@@ -54,6 +56,23 @@ FREE = EscalationPrice(tier=None, input_per_1k=0.0, output_per_1k=0.0, output_to
 def escalation_price(settings: Settings) -> EscalationPrice:
     """The price of the tier phase 2 starts on (the ladder's second tier)."""
     return price_of(settings.tiers[1]) if len(settings.tiers) > 1 else FREE
+
+
+def job_caps(settings: Settings, share: float | None, max_spend: float | None) -> tuple[float, float | None]:
+    """A new job's caps: the ones given, else the settings' defaults. InvalidInputError when one is
+    out of range, or when a spend cap cannot be priced (the tier escalations go to has no price)."""
+    share = settings.batch_max_escalation_share if share is None else share
+    if not 0.0 <= share <= 1.0:
+        raise InvalidInputError(f"max escalation share must be between 0 and 1; got {share}")
+    max_spend = settings.batch_max_spend if max_spend is None else max_spend
+    if max_spend is not None:
+        if not max_spend >= 0.0:
+            raise InvalidInputError(f"max spend must be 0 or more; got {max_spend}")
+        price = escalation_price(settings)
+        if not price.known:
+            raise InvalidInputError(f"a spend cap needs the price of tier {price.tier}, where escalations go: "
+                                    f"{price.source}; set its prices.input_per_1k and prices.output_per_1k")
+    return share, max_spend
 
 
 def price_of(tier: LlamaCppTier | LitellmTier | EncoderTier) -> EscalationPrice:

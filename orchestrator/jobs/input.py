@@ -15,6 +15,10 @@ classify
 fraud
     The same without labels (the task's are fixed: fraud, legit): JSONL {"id": optional, "text":
     "...", "confidential": optional true/false}; CSV columns `text`, `id`, `confidential`.
+workflow
+    JSONL {"id": optional, "text": "..."}; CSV columns `text`, `id`. The job names the registered
+    workflow and its options (`--workflow`, `-o key=value`), checked once at submit; each row's
+    text is checked as that workflow's input (e.g. a contract's length).
 
 Blank lines are skipped. A malformed row (not JSON, missing text, too few labels, too long...)
 becomes an `invalid` item with its error and does not stop the file. A file over the size limit
@@ -56,7 +60,9 @@ class ClassifyRows:
     fields = ("id", "text", "labels", "confidential")
     example = '{"id": "m1", "text": "Free prize, call now", "labels": ["spam", "ham"]}'
 
-    def job_params(self, labels: list[str] | None) -> dict[str, Any]:
+    def job_params(self, labels: list[str] | None, workflow: str | None = None,
+                   options: dict[str, Any] | None = None) -> dict[str, Any]:
+        _no_workflow(self.task, workflow, options)
         return {} if not labels else {"labels": classification.validate_labels(list(labels))}
 
     def payload(self, row: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -91,13 +97,54 @@ class FraudRows(ClassifyRows):
     fields = ("id", "text", "confidential")
     example = '{"id": "t1", "text": "Your parcel is held: pay the fee at http://bit.ly/x"}'
 
-    def job_params(self, labels: list[str] | None) -> dict[str, Any]:
+    def job_params(self, labels: list[str] | None, workflow: str | None = None,
+                   options: dict[str, Any] | None = None) -> dict[str, Any]:
+        _no_workflow(self.task, workflow, options)
         if labels:
             raise InvalidInputError("the fraud task has fixed labels (fraud, legit); give no --label")
         return {}
 
     def payload(self, row: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         return _with_confidential({"text": classification.validate_text(row.get("text"))}, row)
+
+
+class WorkflowRows(ClassifyRows):
+    """One input text per row for a registered workflow; the job holds the workflow and its options."""
+
+    task = "workflow"
+    fields = ("id", "text")
+    example = '{"id": "c1", "text": "I lost my card yesterday"}'
+
+    def job_params(self, labels: list[str] | None, workflow: str | None = None,
+                   options: dict[str, Any] | None = None) -> dict[str, Any]:
+        from orchestrator.workflows import registry  # loads LangGraph: only for workflow jobs
+
+        if labels:
+            raise InvalidInputError("a workflow job takes no --label; give the workflow's own options "
+                                    "(e.g. -o labels=a,b for support-triage)")
+        if not workflow:
+            raise InvalidInputError(f"a workflow job needs the workflow's name (--workflow); registered "
+                                    f"workflows: {', '.join(registry.names())}")
+        options = dict(options or {})
+        registry.get(workflow).check_options(options)
+        return {"workflow": workflow, "options": options}
+
+    def payload(self, row: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        from orchestrator.workflows import registry
+
+        text = row.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError(f"text is missing or empty; give the input of workflow {params['workflow']}")
+        registry.get(params["workflow"]).make_input(text, params["options"])  # the workflow's own input checks
+        return {"text": text}
+
+    def csv_cell(self, column: str, value: str) -> Any:
+        return value
+
+
+def _no_workflow(task: str, workflow: str | None, options: dict[str, Any] | None) -> None:
+    if workflow or options:
+        raise InvalidInputError(f"a workflow and its options go with --task workflow, not --task {task}")
 
 
 def _with_confidential(payload: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +157,7 @@ def _with_confidential(payload: dict[str, Any], row: dict[str, Any]) -> dict[str
 
 
 _FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-ROW_FORMATS: dict[str, ClassifyRows] = {"classify": ClassifyRows(), "fraud": FraudRows()}
+ROW_FORMATS: dict[str, ClassifyRows] = {"classify": ClassifyRows(), "fraud": FraudRows(), "workflow": WorkflowRows()}
 
 
 def row_format(task: str) -> ClassifyRows:

@@ -28,6 +28,11 @@ task leaves one result.
 
 Input files: see `orchestrator/jobs/input.py` (one item per row; formats per task family).
 
+A `workflow` job (`submit(path, "workflow", workflow="support-triage", options={...})`) runs the
+whole registered workflow per item in phase 1, its run being the item's run; its steps escalate
+inside their own cascade runs, so the escalation budget and phase 2 do not apply (see
+`orchestrator/jobs/workflow_items.py`: outcomes, re-delivery).
+
 The input text of each item is kept in the job store (`job_items.payload`) until the job is
 deleted; the audit log itself keeps only a hash of it.
 """
@@ -51,10 +56,11 @@ from agents.results import Attempt, CascadeResult
 from orchestrator.audit.caller import acting_as, current_caller
 from orchestrator.jobs import results as job_results
 from orchestrator.core.config import Settings, load_settings
-from orchestrator.jobs.budget import escalation_price
+from orchestrator.jobs.budget import escalation_price, job_caps
 from orchestrator.jobs.input import check_file, read_rows, row_format
 from orchestrator.jobs.records import FINAL_ITEM_STATUSES, JobItemRecord
 from orchestrator.jobs.store import JobStore
+from orchestrator.jobs.workflow_items import TASK as WORKFLOW_TASK, process_workflow_item
 
 _LOAD_CHUNK = 1000
 Dispatch = Callable[[int, str], None]  # (item id, the status it is expected in) -> hand it to an executor
@@ -69,6 +75,7 @@ class Jobs:
         self.store = JobStore(settings.audit_url)
         self._cascade = cascade
         self._owns_cascade = cascade is None
+        self._workflows = None
 
     @classmethod
     def from_config(cls, config_file: str | Path | None = None, *, cascade: Any = None, **overrides: Any) -> "Jobs":
@@ -82,7 +89,16 @@ class Jobs:
             self._cascade = Cascade(self.settings)
         return self._cascade
 
+    def workflows(self):
+        """The Workflows of workflow items: one per process, its checkpointer connection reused."""
+        if self._workflows is None:
+            from orchestrator.workflows import Workflows
+            self._workflows = Workflows(self.cascade())
+        return self._workflows
+
     def close(self) -> None:
+        if self._workflows is not None:
+            self._workflows.close()
         if self._cascade is not None and self._owns_cascade:
             self._cascade.close()
         self.store.close()
@@ -97,29 +113,28 @@ class Jobs:
 
     def submit(self, path: str | Path, task: str, *, labels: list[str] | None = None,
                max_escalation_share: float | None = None, max_spend: float | None = None,
-               mode: str | None = None, input_format: str | None = None, api_key_id: str | None = None) -> str:
+               mode: str | None = None, input_format: str | None = None, api_key_id: str | None = None,
+               workflow: str | None = None, options: dict[str, Any] | None = None) -> str:
         """Load a JSONL or CSV file as a job (streamed, in chunks) and return its id. The file is
         checked first (task, size, format, header); a malformed row becomes an `invalid` item. The
         job becomes visible to executors only once every row is stored. `max_spend` caps the
         estimated cost of the job's escalations (default `batch_max_spend`: none). The audit runs of
-        its items record `api_key_id` as the key that asked (the HTTP service passes the caller's)."""
+        its items record `api_key_id` as the key that asked (the HTTP service passes the caller's).
+        Task "workflow" runs the registered `workflow` with `options` on each row's text (both
+        checked here, before the job exists); it has no escalation phase, so no budget."""
         path = Path(path)
         spec = row_format(task)
-        params = spec.job_params(labels)
+        params = spec.job_params(labels, workflow, options)
         mode = mode or self.settings.batch_mode
         if mode not in ("embedded", "distributed"):
             raise InvalidInputError(f"unknown batch mode {mode!r}; use embedded or distributed")
-        share = self.settings.batch_max_escalation_share if max_escalation_share is None else max_escalation_share
-        if not 0.0 <= share <= 1.0:
-            raise InvalidInputError(f"max escalation share must be between 0 and 1; got {share}")
-        max_spend = self.settings.batch_max_spend if max_spend is None else max_spend
-        if max_spend is not None:
-            if not max_spend >= 0.0:
-                raise InvalidInputError(f"max spend must be 0 or more; got {max_spend}")
-            price = escalation_price(self.settings)
-            if not price.known:
-                raise InvalidInputError(f"a spend cap needs the price of tier {price.tier}, where escalations go: "
-                                        f"{price.source}; set its prices.input_per_1k and prices.output_per_1k")
+        if task != WORKFLOW_TASK:
+            share, max_spend = job_caps(self.settings, max_escalation_share, max_spend)
+        elif max_escalation_share is not None or max_spend is not None:
+            raise InvalidInputError("a workflow job has no escalation budget: each step escalates inside its own "
+                                    "cascade run; give no max escalation share or max spend")
+        else:
+            share = 1.0  # nothing to cap: no item of a workflow job waits for an escalation phase
         fmt = check_file(path, int(self.settings.batch_max_file_mb * 2**20), input_format)
         rows = read_rows(path, fmt, task, params, int(self.settings.batch_max_row_kb * 1024))
         job_id = self.store.create_job(task, mode, str(path), params, share, max_spend, api_key_id)
@@ -186,8 +201,9 @@ class Jobs:
 
     def process_item(self, item_id: int, expected: str) -> str:
         """Run one item's phase: tier 1 for a `queued` item, the rest of the ladder for an
-        `escalating` one. Returns the item's new status, or "skipped" when it is no longer
-        `expected` (a re-delivered message). Errors propagate to `handle_failure`.
+        `escalating` one, the whole workflow for a workflow job's (`workflow_items`). Returns the
+        item's new status, or "skipped" when it is no longer `expected` (a re-delivered message).
+        Errors propagate to `handle_failure`.
 
         The audit run is the one `start_item` fixed: a new one, or the run an earlier execution
         of this item left behind: restarted if it was left `running`, resumed if it is the paused
@@ -195,6 +211,8 @@ class Jobs:
         item = self.store.start_item(item_id, expected)
         if item is None:
             return "skipped"
+        if item["task"] == WORKFLOW_TASK:
+            return process_workflow_item(self.store, self.workflows(), item_id, expected, item)
         phase = 1 if expected == "queued" else 2
         cascade = self.cascade()
         task, payload, run_id, run_status = item["task"], item["payload"], item["run_id"], item["run_status"]
@@ -271,7 +289,7 @@ class Jobs:
                     raise
             if waiting:
                 return "running"
-            if job["phase"] == 1:
+            if job["phase"] == 1 and job["task"] != WORKFLOW_TASK:  # a workflow job has no escalation phase
                 self.store.admit(job_id, escalation_price(self.settings))
                 continue
             self.store.finish_job(job_id)
@@ -313,6 +331,8 @@ class Jobs:
         """Embed a window of tier-1 items for the encoder tiers in one call, not one by one."""
         groups: dict[tuple, list[str]] = {}
         for task, payload in self.store.payloads(item_ids) if item_ids else []:
+            if task == WORKFLOW_TASK:
+                continue  # a workflow's steps make their own calls, one item at a time
             labels = payload.get("labels")
             groups.setdefault((task, tuple(labels) if labels else None), []).append(payload["text"])
         for (task, labels), texts in groups.items():

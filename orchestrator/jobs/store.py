@@ -133,7 +133,8 @@ class JobStore(SqlStore):
         status (None: not started yet): the item's run unless there is none or it failed, in which
         case a new id. So an execution that died mid-run leaves its run to the next delivery, which
         restarts it (status running), resumes it (pending, phase 2), or takes its recorded result
-        (it finished, but the item's result was not written)."""
+        (it finished, but the item's result was not written). A workflow item keeps its failed
+        run too: resuming a failed workflow retries only its failed step."""
         with self._tx() as s:
             item = s.scalars(select(JobItemRecord).where(JobItemRecord.id == item_id).with_for_update()).first()
             if item is None or item.status != expected:
@@ -142,13 +143,13 @@ class JobStore(SqlStore):
             if job.status in ("cancelled", "done"):
                 return None
             run_status = s.scalar(select(RunRecord.status).where(RunRecord.id == item.run_id)) if item.run_id else None
-            if item.run_id is None or run_status == "failed":
+            if item.run_id is None or (run_status == "failed" and job.task != "workflow"):
                 item.run_id, run_status = str(uuid.uuid4()), None
             item.tries += 1
             item.dispatched_at = item.started_at = time.time()
-            return {"id": item.id, "job_id": item.job_id, "task": job.task, "payload": item.payload,
-                    "run_id": item.run_id, "run_status": run_status, "latency_ms": item.latency_ms,
-                    "api_key_id": job.api_key_id}
+            return {"id": item.id, "job_id": item.job_id, "task": job.task, "params": job.params,
+                    "payload": item.payload, "run_id": item.run_id, "run_status": run_status,
+                    "latency_ms": item.latency_ms, "api_key_id": job.api_key_id}
 
     def link_run(self, item_id: int, run_id: str, phase: int, outcome: str) -> None:
         try:
@@ -326,7 +327,8 @@ class JobStore(SqlStore):
             return cancelled.rowcount
 
     def retry_failed(self, job_id: str) -> int:
-        """Requeue a finished job's failed items from tier 1 (a new audit run each, see start_item)."""
+        """Requeue a finished job's failed items from tier 1 (a new audit run each, see start_item;
+        a workflow item resumes its failed workflow run)."""
         with self._tx() as s:
             job = s.get(JobRecord, job_id)
             failed = (JobItemRecord.job_id == job_id, JobItemRecord.status == "failed")

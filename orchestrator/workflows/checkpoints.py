@@ -25,6 +25,11 @@ class Checkpointer(AbstractContextManager):
     def __init__(self, saver: BaseCheckpointSaver, connection: Any, where: str) -> None:
         self.saver, self._connection, self.where = saver, connection, where
 
+    @property
+    def broken(self) -> bool:
+        """A PostgreSQL connection the server dropped (psycopg marks it closed once it sees that)."""
+        return bool(getattr(self._connection, "closed", False))
+
     def close(self) -> None:
         self._connection.close()
 

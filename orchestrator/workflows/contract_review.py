@@ -19,9 +19,9 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from agents import contracts
-from agents.contract_categories import risk_for
+from agents.contract_categories import risk_for, validate_categories
 
-from orchestrator.core.contract_review import PASSAGES, ContractPlan, plan_review, review_category
+from orchestrator.core.contract_review import PASSAGES, ContractPlan, check_k, plan_review, review_category
 from orchestrator.workflows.registry import WorkflowSpec, check_options, register, text_list
 from orchestrator.workflows.steps import WorkflowContext, function_step, result_output, run_task_step
 
@@ -44,11 +44,17 @@ class CategoryState(TypedDict):
     category: str
 
 
-def make_input(text: str, options: dict[str, Any]) -> ContractState:
+def _options(options: dict[str, Any]) -> None:
     check_options(NAME, options, {"categories": "clause categories", "k": "passages per category"})
-    categories = text_list(options.get("categories"))
-    state: ContractState = {"contract": text, "categories": categories, "k": options.get("k", PASSAGES)}
-    contracts.validate_contract(text)  # the rest (categories, k) is checked by the chunk step's plan
+    validate_categories(text_list(options.get("categories")))
+    check_k(options.get("k", PASSAGES))
+
+
+def make_input(text: str, options: dict[str, Any]) -> ContractState:
+    _options(options)
+    state: ContractState = {"contract": text, "categories": text_list(options.get("categories")),
+                            "k": options.get("k", PASSAGES)}
+    contracts.validate_contract(text)
     return state
 
 
@@ -118,4 +124,5 @@ def _summarize(output: dict) -> tuple[str, str]:
 SPEC = register(WorkflowSpec(
     name=NAME, description="chunk, one branch per clause category (extract, check, escalate), risk report",
     build=build, make_input=make_input, options="categories=A,B (default: five); k=3 (passages)",
+    check_options=_options,
     output_key="report", summarize=_summarize))

@@ -15,13 +15,16 @@ from agents.errors import InvalidInputError, UnknownTaskError
 @dataclass(frozen=True)
 class WorkflowSpec:
     """`build()` returns the graph; `make_input(text, options)` the graph's input state, with
-    bad input raising InvalidInputError before the workflow run is recorded."""
+    bad input raising InvalidInputError before the workflow run is recorded. `check_options(options)`
+    refuses bad options without any input text (a batch job checks them once, at submit);
+    `make_input` calls it too."""
 
     name: str
     description: str
     build: Callable[[], StateGraph]
     make_input: Callable[[str, dict[str, Any]], dict[str, Any]]
     options: str = ""  # the options `make_input` reads, for `cascade workflow list`
+    check_options: Callable[[dict[str, Any]], None] = lambda options: None
     output_key: str | None = None  # the final state's key holding the output (None: the whole final state)
     # (answer, reason) for the workflow's audit run, from the output
     summarize: Callable[[dict[str, Any]], tuple[str | None, str]] = lambda output: (None, "completed")

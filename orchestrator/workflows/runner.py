@@ -66,14 +66,17 @@ class Workflows:
         return [{"name": s.name, "description": s.description, "options": s.options}
                 for s in map(registry.get, registry.names())]
 
-    def run(self, name: str, text: str, **options: Any) -> WorkflowRun:
-        """Start workflow `name` on `text` and drive it until it completes, pauses or fails."""
+    def run(self, name: str, text: str, *, run_id: str | None = None, **options: Any) -> WorkflowRun:
+        """Start workflow `name` on `text` and drive it until it completes, pauses or fails.
+        `run_id=` chooses the workflow run's id (a batch job fixes it per item); a run of that id
+        left `running` before its first checkpoint is restarted (`AuditStore.start_run`)."""
         spec = registry.get(name)
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError(f"workflow {name!r} needs a non-empty input text")
         state = spec.make_input(text, options)  # bad input is refused before the run is recorded
         options_hash = hashlib.sha256(json.dumps([name, options], sort_keys=True, default=str).encode()).hexdigest()
-        run_id = self.cascade.audit.start_run(TASK, text, {"workflow": name, "options": options}, options_hash)
+        run_id = self.cascade.audit.start_run(TASK, text, {"workflow": name, "options": options}, options_hash,
+                                              run_id=run_id)
         return self._drive(spec, run_id, state)
 
     def status(self, run_id: str) -> WorkflowRun:
@@ -115,6 +118,11 @@ class Workflows:
             return self._drive(spec, run_id, Command(resume=answers))
         return self._drive(spec, run_id, None)
 
+    def has_checkpoint(self, run_id: str) -> bool:
+        """Whether the workflow run has a checkpoint to resume from (none before its first step
+        started, and none once it completed)."""
+        return self._checkpointer().saver.get_tuple({"configurable": {"thread_id": run_id}}) is not None
+
     def _drive(self, spec: registry.WorkflowSpec, run_id: str, graph_input: Any) -> WorkflowRun:
         audit = self.cascade.audit
         graph, config = self._graph(spec), {"configurable": {"thread_id": run_id}}
@@ -153,6 +161,10 @@ class Workflows:
         return run
 
     def _checkpointer(self) -> Checkpointer:
+        if self._checkpoints is not None and self._checkpoints.broken:
+            # a long-lived owner (a batch worker) reconnects after a database restart, not fail every workflow
+            self.close()
+            self._graphs.clear()
         if self._checkpoints is None:
             self._checkpoints = open_checkpointer(self.cascade.settings.audit_url, self.cascade.settings.data_dir)
         return self._checkpoints

@@ -74,7 +74,10 @@ def run_task_step(runtime: Runtime[WorkflowContext], step: str, call: Callable[[
         try:
             output = (rebuild(result_from_run(existing)) if existing and existing["status"] in FINISHED
                       else contextvars.Context().run(_as_child, ctx.run_id, call, run_id))
-        except Exception as exc:  # recorded, then the runner stops the workflow cleanly
+        # recorded, then the runner stops the workflow cleanly. An interrupt (Ctrl-C, SystemExit) is
+        # recorded too: the cascade closed the step's run as failed, so a resume must retry the step
+        # under the next retry's id, not restart that run.
+        except BaseException as exc:
             record_failure(ctx, step, exc, run_id if store.get_run(run_id) else None)
             raise
     store.record_event(ctx.run_id, step, "step", child_run_id=output.get("run_id"), detail=_summary(output), once=True)

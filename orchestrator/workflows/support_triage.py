@@ -42,13 +42,16 @@ class TriageState(TypedDict, total=False):
     disposition: dict
 
 
-def make_input(text: str, options: dict[str, Any]) -> TriageState:
+def _options(options: dict[str, Any]) -> dict[str, Any]:
     check_options(NAME, options, {"labels": "the intents", "k": "passages shown to the reader"})
-    labels = text_list(options.get("labels", DEFAULT_INTENTS))
     k = options.get("k", 4)
     if not isinstance(k, int) or isinstance(k, bool):
         raise InvalidInputError(f"k must be an integer (passages shown to the reader); got {k!r}")
-    return {"message": text, "labels": labels, "k": k}
+    return {"labels": text_list(options.get("labels", DEFAULT_INTENTS)), "k": k}
+
+
+def make_input(text: str, options: dict[str, Any]) -> TriageState:
+    return {"message": text, **_options(options)}
 
 
 def screen(state: TriageState, runtime: Runtime[WorkflowContext]) -> dict:
@@ -137,5 +140,5 @@ def _summarize(output: dict) -> tuple[str, str]:
 
 SPEC = register(WorkflowSpec(
     name=NAME, description="classify intent, screen for fraud, answer from the documents or hand to a person",
-    build=build, make_input=make_input, options="labels=a,b,c (intents); k=4 (passages)",
+    build=build, make_input=make_input, options="labels=a,b,c (intents); k=4 (passages)", check_options=_options,
     output_key="disposition", summarize=_summarize))
