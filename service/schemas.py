@@ -63,9 +63,11 @@ class WorkflowRequest(_Body):
 
 
 class JobRequest(_Body):
-    task: Literal["classify", "fraud"]
+    task: Literal["classify", "fraud", "workflow"]
     items: list[dict[str, Any]] = Field(min_length=1, description="one object per item, as a JSONL row of a batch file")
     labels: list[str] | None = Field(default=None, description="labels of every item that gives none")
+    workflow: str | None = Field(default=None, description="for task workflow: the workflow each item runs")
+    options: dict[str, Any] | None = Field(default=None, description="for task workflow: the workflow's options")
     max_escalation_share: float | None = Field(default=None, ge=0.0, le=1.0)
     max_spend: float | None = Field(default=None, ge=0.0)
     callback_url: str | None = Field(default=None, pattern=r"^https?://", max_length=2000,

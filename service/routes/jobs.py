@@ -33,15 +33,27 @@ def _job_or_404(state: ServiceState, job_id: str) -> dict:
 
 
 def _submit(state: ServiceState, principal: Principal, path: Path, task: str, labels, share, spend,
-            callback_url: str | None) -> JobAccepted:
+            callback_url: str | None, workflow: str | None = None, options: dict | None = None) -> JobAccepted:
     job_id = state.jobs.submit(path, task, labels=labels, max_escalation_share=share, max_spend=spend,
-                               api_key_id=principal.key_id)
+                               api_key_id=principal.key_id, workflow=workflow, options=options)
     if callback_url:
         state.webhooks.add(job_id, principal.key_id, callback_url)
     job = state.jobs.store.get_job(job_id)
     if job["mode"] == "embedded":
         state.run_embedded_job(job_id)
     return JobAccepted(job_id=job_id, status=job["status"], mode=job["mode"])
+
+
+def _json_object(field: str, text: str | None) -> dict | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HTTPException(422, f"{field}: not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise HTTPException(422, f"{field}: must be a JSON object of option names to values")
+    return value
 
 
 def _upload_path(state: ServiceState, suffix: str) -> Path:
@@ -57,14 +69,16 @@ def submit_items(body: JobRequest, request: Request, state: StateDep, principal:
         path = _upload_path(state, ".jsonl")
         path.write_text("".join(json.dumps(item) + "\n" for item in body.items), encoding="utf-8")
         return _submit(state, principal, path, body.task, body.labels, body.max_escalation_share, body.max_spend,
-                       body.callback_url)
+                       body.callback_url, body.workflow, body.options)
 
     return respond_once(request, state, principal, body, work, status_code=202)
 
 
 @router.post("/upload", response_model=JobAccepted, status_code=202)
 def submit_file(request: Request, state: StateDep, principal: JobsKey, file: UploadFile = File(...),
-                task: Literal["classify", "fraud"] = Form(...), labels: list[str] | None = Form(None),
+                task: Literal["classify", "fraud", "workflow"] = Form(...), labels: list[str] | None = Form(None),
+                workflow: str | None = Form(None, description="for task workflow: the workflow each row runs"),
+                options: str | None = Form(None, description="for task workflow: its options as a JSON object"),
                 max_escalation_share: float | None = Form(None, ge=0.0, le=1.0),
                 max_spend: float | None = Form(None, ge=0.0),
                 callback_url: str | None = Form(None, pattern=r"^https?://", max_length=2000)):
@@ -72,7 +86,8 @@ def submit_file(request: Request, state: StateDep, principal: JobsKey, file: Upl
     suffix = Path(file.filename or "").suffix.lower()
     if suffix not in (".jsonl", ".csv"):
         raise HTTPException(422, "file: the batch file's name must end in .jsonl or .csv")
-    form = {"task": task, "labels": labels, "file": file.filename, "max_escalation_share": max_escalation_share,
+    workflow_options = _json_object("options", options)
+    form = {"task": task, "labels": labels, "workflow": workflow, "options": workflow_options, "file": file.filename, "max_escalation_share": max_escalation_share,
             "max_spend": max_spend, "callback_url": callback_url, "size": file.size}
 
     def work() -> JobAccepted:
@@ -80,7 +95,8 @@ def submit_file(request: Request, state: StateDep, principal: JobsKey, file: Upl
         with path.open("wb") as out:
             while chunk := file.file.read(1 << 20):
                 out.write(chunk)
-        return _submit(state, principal, path, task, labels, max_escalation_share, max_spend, callback_url)
+        return _submit(state, principal, path, task, labels, max_escalation_share, max_spend, callback_url, workflow,
+                       workflow_options)
 
     return respond_once(request, state, principal, form, work, status_code=202)
 

@@ -98,3 +98,28 @@ def test_a_retried_job_submission_creates_one_job(service):
     with jobs._tx() as s:
         n = s.scalar(select(func.count()).select_from(JobItemRecord).where(JobItemRecord.external_id == "t1"))
     assert n == 1
+
+
+def test_a_workflow_job_runs_the_workflow_per_item(service):
+    items = [{"id": "w1", "text": "WINNER claim at http://bit.ly/x"}, {"id": "w2", "text": "unsure: is my card blocked?"}]
+    with service.client("jobs") as client:
+        accepted = client.post("/v1/jobs", json={"task": "workflow", "workflow": "support-triage", "items": items})
+        assert accepted.status_code == 202, accepted.text
+        status = wait_for(client, accepted.json()["job_id"])
+        lines = [json.loads(x) for x in client.get(f"/v1/jobs/{accepted.json()['job_id']}/results").text.splitlines()]
+        bad = client.post("/v1/jobs", json={"task": "workflow", "workflow": "support-triage", "items": items,
+                                            "options": {"colour": "red"}})
+        assert bad.status_code == 422 and "colour" in bad.json()["detail"]
+        unknown = client.post("/v1/jobs/upload", files={"file": ("in.jsonl", json.dumps(items[0]) + "\n")},
+                              data={"task": "workflow", "workflow": "no-such-flow"})
+        assert unknown.status_code == 404 and "no-such-flow" in unknown.json()["detail"]
+        not_json = client.post("/v1/jobs/upload", files={"file": ("in.jsonl", json.dumps(items[0]) + "\n")},
+                               data={"task": "workflow", "workflow": "support-triage", "options": "{k: 2"})
+        assert not_json.status_code == 422 and "options" in not_json.json()["detail"]
+    assert status["total"] == 2 and status["done"] == 2
+    assert [(r["id"], r["outcome"]) for r in lines] == [("w1", "accepted"), ("w2", "needs_review")]
+    audit = AuditStore(service.settings.audit_url)
+    runs = [audit.get_run(r["run_id"]) for r in lines]
+    assert [r["task"] for r in runs] == ["workflow", "workflow"] and runs[1]["status"] == "paused"
+    assert [c["task"] for c in audit.child_runs(runs[0]["id"])] == ["classify", "fraud"]
+    audit.close()
