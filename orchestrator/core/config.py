@@ -146,6 +146,9 @@ class EncoderTier(_Strict):
                 if isinstance(path, str) and path.startswith("bundled:") else path for task, path in heads.items()}
     c: float = Field(default=4.0, gt=0, description="inverse regularisation strength of the head")
     min_per_label: int = Field(default=2, ge=1, description="labels with fewer examples escalate")
+    threads: int | None = Field(default=1, ge=1, description=(
+        "torch threads of its embeddings (process-wide; None: torch's default, every core). With one, an "
+        "item does not stall when other processes hold the cores (docs/benchmarks.md)"))
 
 
 class ReaderTier(_Strict):

@@ -38,8 +38,8 @@ class CachedEmbed:
     """text -> embedding with a bounded cache, so a batch job can embed its items in one call
     (`prefetch`) and each item's run then finds its vector."""
 
-    def __init__(self, embed: Callable[[list[str]], np.ndarray], size: int = 4096) -> None:
-        self._embed, self._size = embed, size
+    def __init__(self, embed: Callable[[list[str]], np.ndarray], size: int = 4096, threads: int | None = None) -> None:
+        self._embed, self._size, self.threads = embed, size, threads
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -47,7 +47,7 @@ class CachedEmbed:
         with self._lock:
             todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if todo:
-            for text, vector in zip(todo, self._embed(todo)):
+            for text, vector in zip(todo, self._embed_now(todo)):
                 self._put(text, vector)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
@@ -55,9 +55,19 @@ class CachedEmbed:
             found = [self._cache.get(t) for t in texts]
         if any(v is None for v in found):
             missing = [t for t, v in zip(texts, found) if v is None]
-            vectors = dict(zip(missing, self._embed(missing)))
+            vectors = dict(zip(missing, self._embed_now(missing)))
             found = [v if v is not None else vectors[t] for t, v in zip(texts, found)]
         return np.stack(found)
+
+    def _embed_now(self, texts: list[str]) -> np.ndarray:
+        if self.threads:
+            import torch
+
+            # torch's default (every core) stalls when another process holds a core: beside a busy
+            # process, 2 threads took 262 ms per item and 1 thread 20 ms (docs/benchmarks.md)
+            if torch.get_num_threads() != self.threads:
+                torch.set_num_threads(self.threads)
+        return self._embed(texts)
 
     def _put(self, text: str, vector: np.ndarray) -> None:
         with self._lock:
@@ -66,7 +76,7 @@ class CachedEmbed:
                 self._cache.popitem(last=False)
 
 
-def load_trained(manifest: Manifest, data_dir: Path) -> HeadBackend:
+def load_trained(manifest: Manifest, data_dir: Path, threads: int | None = None) -> HeadBackend:
     """A backend serving a trained artifact; a damaged one is a ModelFileError saying what to do."""
     folder = manifest.path
     fix = f"delete {folder} and run `cascade train` again"
@@ -84,7 +94,8 @@ def load_trained(manifest: Manifest, data_dir: Path) -> HeadBackend:
             raise ModelFileError(f"trained-model artifact {folder} was trained on {manifest.base_model.name} with "
                                  f"weights {manifest.base_model.sha256[:12]}; the installed ones differ; {fix}")
         embedder = load_embedder(manifest.base_model.name, data_dir)
-    return HeadBackend(head, CachedEmbed(embedder.embed), model_id=f"encoder:{manifest.id}", head_id=manifest.id)
+    return HeadBackend(head, CachedEmbed(embedder.embed, threads=threads), model_id=f"encoder:{manifest.id}",
+                       head_id=manifest.id)
 
 
 class EncoderTierRuntime:
@@ -94,8 +105,9 @@ class EncoderTierRuntime:
                  examples: list[Example] | Callable[[], list[Example]] | None = None,
                  store: Callable[[], ExampleStore | None] = lambda: None, use_store: bool = True,
                  use_trained: bool = True, c: float = 4.0, min_per_label: int = 2,
-                 store_embeds_like_base: bool | None = None, heads: dict[str, Path] | None = None) -> None:
-        self.data_dir, self.base = Path(data_dir), base
+                 store_embeds_like_base: bool | None = None, heads: dict[str, Path] | None = None,
+                 threads: int | None = None) -> None:
+        self.data_dir, self.base, self.threads = Path(data_dir), base, threads
         self._file_examples = examples if callable(examples) else (lambda: list(examples or []))
         self._store, self.use_store, self.use_trained = store, use_store, use_trained
         self.c, self.min_per_label = c, min_per_label
@@ -113,7 +125,7 @@ class EncoderTierRuntime:
     @property
     def embed(self) -> CachedEmbed:
         if self._embed is None:
-            self._embed = CachedEmbed(load_embedder(self.base, self.data_dir).embed)
+            self._embed = CachedEmbed(load_embedder(self.base, self.data_dir).embed, threads=self.threads)
         return self._embed
 
     def backend_for(self, task: str, labels: list[str]) -> HeadBackend:
@@ -171,7 +183,7 @@ class EncoderTierRuntime:
         if self.use_trained:
             manifest = newest(self.data_dir, "classifier", task, labels)
             if manifest is not None:
-                return load_trained(manifest, self.data_dir)
+                return load_trained(manifest, self.data_dir, self.threads)
         if task in self.heads:
             head_file = self.heads[task]
             _check_head_base(head_file, self.base)
@@ -227,9 +239,9 @@ def runtime_for(tier, data_dir: Path, store: Callable[[], ExampleStore | None], 
     examples = cache(lambda: read_examples(path) if path is not None else [])  # read when first needed
     runtime = EncoderTierRuntime(data_dir=data_dir, base=tier.base, examples=examples, store=store,
                                  use_store=tier.use_store, use_trained=tier.use_trained, c=tier.c,
-                                 min_per_label=tier.min_per_label, heads=tier.heads)
+                                 min_per_label=tier.min_per_label, heads=tier.heads, threads=tier.threads)
     if tier.base == DEFAULT_BASE:  # share the cascade's embedding model instead of loading a second copy
-        runtime._embed = CachedEmbed(lambda texts: default_embedder().embed(texts))
+        runtime._embed = CachedEmbed(lambda texts: default_embedder().embed(texts), threads=tier.threads)
     return runtime
 
 

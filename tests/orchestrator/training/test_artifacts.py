@@ -123,3 +123,26 @@ def test_a_packaged_head_serves_its_own_label_list_only(tmp_path):
     with pytest.raises(InvalidOutputError, match="too few examples"):  # another order: nothing else to fit
         runtime.backend_for("fraud", ["legit", "fraud"])
     runtime.close()
+
+
+def test_the_encoder_embeds_on_its_configured_torch_threads(tmp_path):
+    import torch
+
+    from orchestrator.core.config import EncoderTier
+    from orchestrator.training.serving import CachedEmbed, runtime_for
+    from tests.conftest import FakeEmbed
+
+    assert EncoderTier(kind="encoder", name="e").threads == 1  # the default: no stall beside a busy process
+    runtime = runtime_for(EncoderTier(kind="encoder", name="e", threads=1), tmp_path, lambda: None,
+                          default_embedder=lambda: None)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        seen = []
+        embed = CachedEmbed(lambda texts: seen.append(torch.get_num_threads()) or FakeEmbed()(texts),
+                            threads=runtime.embed.threads)
+        embed(["hello"])
+        assert seen == [1] and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+        runtime.close()
