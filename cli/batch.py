@@ -206,14 +206,19 @@ def bench_batch(
     items: Annotated[int, typer.Option(help="items of the timed job")] = 1000,
     processes: Annotated[Optional[list[int]], typer.Option("--processes", "-p", help="worker process counts to compare; repeat")] = None,
     threads: Annotated[int, typer.Option(help="llama.cpp threads per process (0: the worker divides the cores)")] = 1,
+    ladder: Annotated[str, typer.Option(help="smollm2: SmolLM2 on a two-label classify job; encoder: the encoder tier's "
+                                             "bundled head on a fraud job")] = "smollm2",
     plot: Annotated[Optional[Path], typer.Option(help="write a PNG of worker memory against items finished")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Items per second of a distributed classification job on 1 and 2 worker processes, and their RSS."""
-    from evaluation.benchmarks.batch import plot_memory, throughput
+    from evaluation.benchmarks.batch import LADDERS, plot_memory, throughput
+
+    if ladder not in LADDERS:
+        raise typer.BadParameter(f"unknown ladder {ladder!r}; choose from {', '.join(LADDERS)}", param_hint="--ladder")
 
     with err.status(f"timing a {items}-item job on {processes or [1, 2]} worker process(es)..."):
-        result = throughput(items, tuple(processes or [1, 2]), threads or None)
+        result = throughput(items, tuple(processes or [1, 2]), threads or None, ladder)
     if plot is not None:
         err.print(f"memory plot: {plot_memory(result, plot)}")
     if as_json:

@@ -1,12 +1,13 @@
 """Batch benchmark: items per second of a classification job on 1 and 2 worker processes, and the
 resident memory of the worker processes over the job (sampled; it must stay flat).
 
-    cascade bench batch --items 1000 -p 1 -p 2 [--plot memory.png]
+    cascade bench batch --items 1000 -p 1 -p 2 [--ladder encoder] [--plot memory.png]
 
 Each run uses a fresh PostgreSQL database and Redis database, a worker started as
 `celery -A workers.app worker --pool prefork --concurrency P`, the bundled SmolLM2 as the only
 tier (threshold 0: no escalation, so this measures the phase every item goes through) and two
-labels. A warm-up job of 2*P items loads the model in every pool process first; the timed job
+labels; or, with `--ladder encoder`, the default ladder's encoder tier alone on the fraud task
+(its bundled SMS head, torch on the worker's share of the cores). A warm-up job of 2*P items loads the model in every pool process first; the timed job
 runs from submission to its last item. Workers are started as commands, not imported.
 """
 
@@ -62,19 +63,30 @@ def _write_items(path: Path, n: int, seed: int) -> Path:
     return path
 
 
+LADDERS = {  # name -> (the one tier, the task, the job's labels)
+    "smollm2": ({"name": "smollm2-135m", "kind": "llama_cpp", "model_path": "bundled:smollm2"}, "classify",
+                ["spam", "ham"]),
+    "encoder": ({"name": "encoder", "kind": "encoder", "heads": {"fraud": "bundled:fraud-sms"}, "use_store": False},
+                "fraud", None),
+}
+
+
 def run_once(items: int, processes: int, workdir: Path, threads: int | None, broker_db: int,
-             sample_every_s: float = 2.0) -> dict:
+             sample_every_s: float = 2.0, ladder: str = "smollm2") -> dict:
     name = f"cascade_bench_{uuid.uuid4().hex[:10]}"
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    tier = {"name": "smollm2-135m", "kind": "llama_cpp", "model_path": "bundled:smollm2"}
-    if threads:
+    tier, task, labels = LADDERS[ladder]
+    tier = dict(tier)
+    if threads and tier["kind"] == "llama_cpp":
         tier["n_threads"] = threads
     config = workdir / f"bench-{processes}.yaml"
-    config.write_text(yaml.safe_dump({"tiers": [tier], "tasks": {"classify": {"threshold": 0.0}}}))
+    thresholds = {task: {"threshold": 0.0, "class_thresholds": {}, "review_below_threshold": []} if task == "fraud"
+                  else {"threshold": 0.0}}
+    config.write_text(yaml.safe_dump({"tiers": [tier], "tasks": thresholds}))
     env = {**os.environ, "CASCADE_CONFIG": str(config), "CASCADE_DATA_DIR": str(workdir / "data"),
            "CASCADE_DATABASE_URL": url, "CASCADE_BROKER_URL": f"redis://127.0.0.1:6379/{broker_db}",
            "CASCADE_BATCH_MODE": "distributed", "CASCADE_BATCH_SWEEP_INTERVAL_S": "0.2",
-           "CASCADE_BATCH_WINDOW": str(16 * processes)}
+           "CASCADE_BATCH_WINDOW": str(16 * processes), "HF_HUB_OFFLINE": "1"}
     subprocess.run(["redis-cli", "-n", str(broker_db), "flushdb"], check=True, capture_output=True)
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -86,12 +98,12 @@ def run_once(items: int, processes: int, workdir: Path, threads: int | None, bro
                               cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        warm = jobs.submit(_write_items(workdir / "warm.jsonl", 2 * processes, 1), "classify", labels=["spam", "ham"])
+        warm = jobs.submit(_write_items(workdir / "warm.jsonl", 2 * processes, 1), task, labels=labels)
         jobs.wait(warm, timeout_s=600)
         path = _write_items(workdir / f"items-{items}.jsonl", items, 2)
         samples: list[tuple[float, int, list[int]]] = []
         started = time.perf_counter()
-        job = jobs.submit(path, "classify", labels=["spam", "ham"])
+        job = jobs.submit(path, task, labels=labels)
         last = 0.0
         while True:
             progress = jobs.progress(job)
@@ -118,7 +130,7 @@ def run_once(items: int, processes: int, workdir: Path, threads: int | None, bro
     # RSS of the pool processes after the first 10% of the job and at its end: flat means no growth per item.
     steady = [s for s in samples if s[1] >= items * 0.1] or samples
     first_rss, last_rss = (sum(steady[0][2]) if steady else 0), (sum(steady[-1][2]) if steady else 0)
-    return {"items": items, "processes": processes, "threads_per_process": threads or "auto",
+    return {"ladder": ladder, "items": items, "processes": processes, "threads_per_process": threads or "auto",
             "elapsed_s": round(elapsed, 1), "items_per_s": round(items / elapsed, 2),
             "done": summary["done"], "latency_ms_p50": summary["latency_ms_p50"],
             "latency_ms_p95": summary["latency_ms_p95"],
@@ -127,10 +139,11 @@ def run_once(items: int, processes: int, workdir: Path, threads: int | None, bro
             "rss_samples": [(t, done, [round(r / 1024, 1) for r in rss]) for t, done, rss in samples]}
 
 
-def throughput(items: int = 1000, processes: tuple[int, ...] = (1, 2), threads: int | None = 1) -> dict:
+def throughput(items: int = 1000, processes: tuple[int, ...] = (1, 2), threads: int | None = 1,
+               ladder: str = "smollm2") -> dict:
     """Run the job once per worker-process count; the ratio is items/s of the last over the first."""
     with tempfile.TemporaryDirectory(prefix="cascade-bench-") as tmp:
-        runs = [run_once(items, p, Path(tmp), threads, broker_db=14) for p in processes]
+        runs = [run_once(items, p, Path(tmp), threads, broker_db=14, ladder=ladder) for p in processes]
     result = {"runs": runs, "load_average_after": os.getloadavg()}
     if len(runs) > 1:
         result["ratio"] = round(runs[-1]["items_per_s"] / runs[0]["items_per_s"], 2)
