@@ -3,9 +3,12 @@ trained artifact, on one torch thread.
 
     python -m evaluation.benchmarks.encoders bases --train 3000 --test 1000
     python -m evaluation.benchmarks.encoders artifact DATA_DIR/trained/classifier/classify/<id>
+    python -m evaluation.benchmarks.encoders threads --latency-items 100
 
 Accuracy and AUROC on a stratified part of banking77's test split; ms/item one by one (median over
-`--latency-items` items, each embedded alone) and batched (64 at a time).
+`--latency-items` items, each embedded alone) and batched (64 at a time). `threads`: the bundled
+MiniLM's ms per item alone on 1 and 2 torch threads, on its own and beside a process that keeps one
+core busy (why the encoder tier defaults to one thread).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -73,11 +78,35 @@ def artifact_latency(path: Path, data_dir: Path, latency_items: int = 300) -> di
             "ms_per_item_batched": round(batched, 2), "items": len(texts)}
 
 
+def thread_latency(latency_items: int = 100) -> list[dict]:
+    import torch
+
+    from agents.retrieval import Embedder
+
+    embedder = Embedder()
+    texts = [e.text for e in load_named("banking77", "test").examples[:latency_items]]
+    rows = []
+    for busy in (False, True):
+        rival = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+        try:
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                embedder.embed(texts[:5])  # warm the thread pool
+                rows.append({"torch_threads": threads, "beside_a_busy_process": busy,
+                             "ms_per_item_alone": _one_by_one_ms(embedder.embed, texts)})
+                print(json.dumps(rows[-1]), flush=True)
+        finally:
+            if rival:
+                rival.kill()
+                rival.wait()
+    return rows
+
+
 def main() -> None:
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["bases", "artifact"])
+    parser.add_argument("what", choices=["bases", "artifact", "threads"])
     parser.add_argument("path", nargs="?")
     parser.add_argument("--bases", default="all-MiniLM-L6-v2,all-mpnet-base-v2")
     parser.add_argument("--train", type=int, default=3000)
@@ -90,7 +119,9 @@ def main() -> None:
     from orchestrator.core.config import load_settings
 
     data_dir = args.data_dir or load_settings().data_dir
-    if args.what == "bases":
+    if args.what == "threads":
+        thread_latency(args.latency_items)
+    elif args.what == "bases":
         compare_bases(args.bases.split(","), args.train, args.test, data_dir, args.latency_items)
     else:
         print(json.dumps(artifact_latency(Path(args.path), data_dir, args.latency_items)))
