@@ -7,8 +7,9 @@ trained artifact, on one torch thread.
 
 Accuracy and AUROC on a stratified part of banking77's test split; ms/item one by one (median over
 `--latency-items` items, each embedded alone) and batched (64 at a time). `threads`: the bundled
-MiniLM's ms per item alone on 1 and 2 torch threads, on its own and beside a process that keeps one
-core busy (why the encoder tier defaults to one thread).
+MiniLM's ms per item alone on 1 and 2 torch threads, on its own, beside a process that keeps one core
+busy, and beside a torch process on its default threads (as a second worker process would be): why
+the encoder tier defaults to one thread.
 """
 
 from __future__ import annotations
@@ -85,14 +86,17 @@ def thread_latency(latency_items: int = 100) -> list[dict]:
 
     embedder = Embedder()
     texts = [e.text for e in load_named("banking77", "test").examples[:latency_items]]
+    rivals = {"none": None, "python loop (one core)": "while True: pass",
+              "torch process on its default threads": "import torch\na = torch.randn(256, 256)\nwhile True: a @ a"}
     rows = []
-    for busy in (False, True):
-        rival = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    for beside, code in rivals.items():
+        rival = subprocess.Popen([sys.executable, "-c", code]) if code else None
         try:
+            time.sleep(2 if code else 0)  # let the rival start its threads
             for threads in (1, 2):
                 torch.set_num_threads(threads)
                 embedder.embed(texts[:5])  # warm the thread pool
-                rows.append({"torch_threads": threads, "beside_a_busy_process": busy,
+                rows.append({"torch_threads": threads, "beside": beside,
                              "ms_per_item_alone": _one_by_one_ms(embedder.embed, texts)})
                 print(json.dumps(rows[-1]), flush=True)
         finally:
